@@ -1,0 +1,61 @@
+/** Reads and writes job execution records (`tidesync_job_execution`). */
+import type { Kysely, Selectable } from 'kysely';
+import type { JobExecutionTable, TidesyncDatabase } from '../db/schema';
+import type { FinishInput, RunRef } from './types';
+
+/** Records a run as running; a retried call for the same run changes nothing. */
+export async function beginExecutionRecord(
+  db: Kysely<TidesyncDatabase>,
+  run: RunRef & { workflowId: string; runId: string; entityKeys: readonly string[] },
+): Promise<void> {
+  await db
+    .insertInto('tidesync_job_execution')
+    .values({
+      workflow_id: run.workflowId,
+      run_id: run.runId,
+      job: run.job,
+      integration: run.integration,
+      connector: run.connector,
+      entity_ids: JSON.stringify(run.entityKeys),
+      status: 'running',
+      warnings: '[]',
+      failures: '[]',
+    })
+    .onConflict((oc) => oc.column('run_id').doNothing())
+    .execute();
+}
+
+/** Records the outcome, counters, warnings and failures of a run. */
+export async function finishExecutionRecord(db: Kysely<TidesyncDatabase>, input: FinishInput): Promise<void> {
+  await db
+    .updateTable('tidesync_job_execution')
+    .set({
+      status: input.status,
+      read_count: input.counters.read,
+      processed_count: input.counters.processed,
+      written_count: input.counters.written,
+      skipped_count: input.counters.skipped,
+      failed_count: input.counters.failed,
+      warnings: JSON.stringify(input.warnings),
+      failures: JSON.stringify(input.failures),
+      failed_step: input.failedStep,
+      error: input.error,
+      finished_at: new Date(),
+    })
+    .where('run_id', '=', input.runId)
+    .execute();
+}
+
+/** A job execution record. */
+export type JobExecution = Selectable<JobExecutionTable>;
+
+/** The most recent executions, newest first, optionally for one workflow id. */
+export async function listExecutions(
+  db: Kysely<TidesyncDatabase>,
+  options: { limit?: number; workflowId?: string; integration?: string } = {},
+): Promise<JobExecution[]> {
+  let query = db.selectFrom('tidesync_job_execution').selectAll().orderBy('started_at', 'desc').orderBy('id', 'desc');
+  if (options.workflowId) query = query.where('workflow_id', '=', options.workflowId);
+  if (options.integration) query = query.where('integration', '=', options.integration);
+  return query.limit(options.limit ?? 20).execute();
+}

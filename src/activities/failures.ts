@@ -1,0 +1,59 @@
+/**
+ * Maps tidesync's error classes to Temporal failures: what is retried, after how long, and what
+ * is final. Activities throw only through `toActivityFailure`.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import {
+  ConfigurationError,
+  PermanentRemoteError,
+  RateLimitedError,
+  TidesyncError,
+  TransientRemoteError,
+} from '../connectors/errors';
+
+/** Failure types the workflow's retry policies treat as final. */
+export const NON_RETRYABLE_TYPES = ['ConfigurationError', 'PermanentRemoteError', 'RemoteNotFoundError'];
+
+/** Converts any error thrown inside an activity into the failure Temporal should see. */
+export function toActivityFailure(err: unknown): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof RateLimitedError) {
+    // The remote said when to come back: retry then, not on our own backoff schedule.
+    return ApplicationFailure.create({
+      message: err.message,
+      type: err.name,
+      nextRetryDelay: Math.max(err.retryAfterMs, 1),
+      details: [{ code: err.code, retryAfterMs: err.retryAfterMs }],
+      cause: err,
+    });
+  }
+  if (err instanceof TransientRemoteError) {
+    return ApplicationFailure.create({ message: err.message, type: err.name, details: [{ code: err.code }], cause: err });
+  }
+  if (err instanceof PermanentRemoteError || err instanceof ConfigurationError) {
+    return ApplicationFailure.create({
+      message: err.message,
+      type: err.name,
+      nonRetryable: true,
+      details: [{ code: err.code }],
+      cause: err,
+    });
+  }
+  if (err instanceof TidesyncError) {
+    return ApplicationFailure.create({ message: err.message, type: err.name, details: [{ code: err.code }], cause: err });
+  }
+  // Unknown errors (a dropped database connection, a bug) are retried: the retry policy bounds them.
+  const error = err instanceof Error ? err : new Error(String(err));
+  return ApplicationFailure.create({ message: error.message, type: error.name, cause: error });
+}
+
+/** Wraps an activity so whatever it throws reaches Temporal as a classified failure. */
+export function classified<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw toActivityFailure(err);
+    }
+  };
+}

@@ -1,0 +1,46 @@
+/** Canonical form and hash of a changeset, so equal data always hashes the same. */
+import { createHash } from 'node:crypto';
+
+/** JSON with object keys sorted at every depth; Dates as ISO strings; undefined fields dropped. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(normalise(value));
+}
+
+function normalise(value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString();
+  if (Array.isArray(value)) return value.map(normalise);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) out[key] = normalise(v);
+    }
+    return out;
+  }
+  if (typeof value === 'bigint') return value.toString();
+  return value;
+}
+
+/** sha256 of the canonical JSON, hex. */
+export function hashSnapshot(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+/**
+ * The idempotency key of one change: the same for every retry of that change, different for any
+ * other change of the same entity (it includes the state the change starts from, so A -> B -> A
+ * sends the second A with a new key).
+ */
+export function idempotencyKey(parts: {
+  integrationId: number;
+  connector: string;
+  step: string;
+  entityKey: string;
+  previousHash: string | null;
+  hash: string;
+}): string {
+  return createHash('sha256')
+    .update([parts.integrationId, parts.connector, parts.step, parts.entityKey, parts.previousHash ?? '-', parts.hash].join('\u0000'))
+    .digest('hex')
+    .slice(0, 40);
+}

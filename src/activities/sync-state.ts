@@ -1,0 +1,72 @@
+/** Reads and writes `tidesync_sync_state`. */
+import type { Kysely } from 'kysely';
+import type { SyncState } from '../connectors/connector';
+import type { TidesyncDatabase } from '../db/schema';
+
+/** Identifies the entities of one connector on one integration. */
+export interface SyncScope {
+  readonly integrationId: number;
+  readonly connector: string;
+}
+
+/** Loads the sync state of many entities in one query, by entity key. */
+export async function loadSyncStates(
+  db: Kysely<TidesyncDatabase>,
+  scope: SyncScope,
+  keys: readonly string[],
+): Promise<Map<string, SyncState>> {
+  if (keys.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('tidesync_sync_state')
+    .selectAll()
+    .where('integration_id', '=', scope.integrationId)
+    .where('connector', '=', scope.connector)
+    .where('entity_id', 'in', keys)
+    .execute();
+  return new Map(
+    rows.map((r) => [
+      r.entity_id,
+      {
+        remoteId: r.remote_id,
+        snapshotHash: r.snapshot_hash,
+        snapshot: r.snapshot,
+        remoteVersion: r.remote_version,
+        lastSyncedAt: r.last_synced_at,
+        lastError: r.last_error,
+      },
+    ]),
+  );
+}
+
+/** Records a successful push: remote id, version and the snapshot that is now on the remote. */
+export async function saveSynced(
+  db: Kysely<TidesyncDatabase>,
+  scope: SyncScope,
+  entity: { key: string; remoteId: string; remoteVersion: string | null; snapshot: Record<string, unknown>; hash: string },
+): Promise<void> {
+  const values = {
+    remote_id: entity.remoteId,
+    remote_version: entity.remoteVersion,
+    snapshot: JSON.stringify(entity.snapshot),
+    snapshot_hash: entity.hash,
+    last_synced_at: new Date(),
+    last_error: null,
+    updated_at: new Date(),
+  };
+  await db
+    .insertInto('tidesync_sync_state')
+    .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: entity.key, ...values })
+    .onConflict((oc) => oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet(values))
+    .execute();
+}
+
+/** Records why the last push of an entity failed, keeping what was last pushed successfully. */
+export async function saveFailure(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string, error: string): Promise<void> {
+  await db
+    .insertInto('tidesync_sync_state')
+    .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: key, last_error: error })
+    .onConflict((oc) =>
+      oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet({ last_error: error, updated_at: new Date() }),
+    )
+    .execute();
+}

@@ -1,0 +1,117 @@
+/**
+ * Inputs and outputs of the export activities. Everything here travels through workflow history:
+ * no secrets, only references and plain JSON.
+ */
+import type { Entity } from '../connectors/connector';
+import type { ExecutionStatus } from '../db/schema';
+import type { EntityId } from '../entity-id';
+
+/** What the workflow knows about the run it belongs to. */
+export interface RunRef {
+  readonly job: string;
+  readonly integration: string;
+  readonly connector: string;
+}
+
+/** A step, as the workflow sees it. */
+export interface PlannedStep {
+  readonly name: string;
+  readonly title: string;
+}
+
+/** What `beginExecution` returns: the resolved integration and the job's steps. */
+export interface ExecutionPlan {
+  readonly integrationId: number;
+  readonly steps: readonly PlannedStep[];
+}
+
+/** An entity read by the reader. */
+export interface ReadItem {
+  readonly key: string;
+  readonly entity: Entity;
+}
+
+/** A change the processor produced, ready for the writer. */
+export interface PlannedChange {
+  readonly key: string;
+  readonly operation: 'create' | 'update';
+  readonly data: Entity;
+  readonly remoteId: string | null;
+  readonly hash: string;
+  readonly idempotencyKey: string;
+}
+
+/** An entity that needs no remote call, and why. */
+export interface Skipped {
+  readonly key: string;
+  readonly reason: string;
+}
+
+/** A record the remote rejected for good (or that could not be processed). */
+export interface RecordFailure {
+  readonly key: string;
+  readonly step: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+/** Counters of one run. */
+export interface ExecutionCounters {
+  read: number;
+  processed: number;
+  written: number;
+  skipped: number;
+  failed: number;
+}
+
+/** Input of every step activity. */
+export interface StepInput extends RunRef {
+  readonly integrationId: number;
+  readonly step: string;
+}
+
+/** Input of `readStep`. */
+export interface ReadStepInput extends StepInput {
+  readonly ids: readonly EntityId[];
+}
+
+/** Output of `readStep`. */
+export interface ReadStepOutput {
+  readonly items: readonly ReadItem[];
+  readonly missing: readonly string[];
+}
+
+/** Input of `processStep`. */
+export interface ProcessStepInput extends StepInput {
+  readonly items: readonly ReadItem[];
+}
+
+/** Output of `processStep`. */
+export interface ProcessStepOutput {
+  readonly changes: readonly PlannedChange[];
+  readonly skipped: readonly Skipped[];
+  readonly failures: readonly RecordFailure[];
+}
+
+/** Input of `writeStep`. */
+export interface WriteStepInput extends StepInput {
+  readonly changes: readonly PlannedChange[];
+}
+
+/** Output of `writeStep`. */
+export interface WriteStepOutput {
+  readonly written: ReadonlyArray<{ readonly key: string; readonly remoteId: string; readonly operation: 'create' | 'update' }>;
+  readonly skipped: readonly Skipped[];
+  readonly failures: readonly RecordFailure[];
+}
+
+/** Input of `finishExecution`. */
+export interface FinishInput {
+  readonly runId: string;
+  readonly status: ExecutionStatus;
+  readonly counters: ExecutionCounters;
+  readonly warnings: readonly string[];
+  readonly failures: readonly RecordFailure[];
+  readonly failedStep: string | null;
+  readonly error: string | null;
+}

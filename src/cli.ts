@@ -1,0 +1,132 @@
+/**
+ * The `tidesync` command line. Each command is one async function in `commands/` (or `demo.ts`);
+ * this file only parses arguments and turns errors into a message and a non-zero exit code.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { runDemo } from './demo';
+import { exportCommand } from './commands/export';
+import { integrationListCommand, integrationSetCommand } from './commands/integration';
+import { statusCommand } from './commands/status';
+import { workerCommand } from './commands/worker';
+import { DEFAULT_UI_PORT } from './stack/temporal-server';
+import { TidesyncError } from './connectors/errors';
+import { installRuntime } from './worker';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`'${value}' is not a non-negative integer`);
+  return n;
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      process.stderr.write('\nstopping...\n');
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+/** Runs an action and exits with its code; errors print their message (and code) only. */
+function action<A extends unknown[]>(fn: (...args: A) => Promise<number>) {
+  return async (...args: A): Promise<void> => {
+    try {
+      process.exitCode = await fn(...args);
+    } catch (err) {
+      const code = err instanceof TidesyncError ? ` [${err.code}]` : '';
+      console.error(`tidesync: ${(err as Error).message}${code}`);
+      if (process.env['TIDESYNC_DEBUG']) console.error(err);
+      process.exitCode = 1;
+    }
+  };
+}
+
+const program = new Command('tidesync')
+  .description('durable reverse synchronization: push PostgreSQL entities to remote systems as Temporal workflows')
+  .showHelpAfterError();
+
+program
+  .command('dev')
+  .description('start the embedded stack (PostgreSQL, Temporal dev server + UI), the worker, and the demo export')
+  .option('--ui-port <port>', 'Temporal Web UI port', positiveInt, DEFAULT_UI_PORT)
+  .option('--once', 'exit after the demo exports finish instead of running until Ctrl-C', false)
+  .option('--json', 'print the summary as JSON on the last line of stdout', false)
+  .option('--contacts <n>', 'contacts to seed when the table is empty', positiveInt, 50)
+  .option('--no-faults', 'do not make the demo CRM fail a few requests')
+  .action(
+    action(async (opts: { uiPort: number; once: boolean; json: boolean; contacts: number; faults: boolean }) => {
+      const summary = await runDemo({ ...opts, untilStopped: untilSignal });
+      if (opts.json) console.log(JSON.stringify(summary));
+      return summary.failed === 0 && summary.remoteMatchesLocal ? 0 : 1;
+    }),
+  );
+
+program
+  .command('worker')
+  .description('run the worker against DATABASE_URL and TEMPORAL_ADDRESS (or a running `tidesync dev`)')
+  .action(action(() => workerCommand()));
+
+program
+  .command('export')
+  .description('export entities now: one run per id; waits and prints the outcome of each')
+  .argument('<integration>', 'integration name, e.g. demo')
+  .argument('<connector>', 'connector name, e.g. contact')
+  .argument('<ids...>', 'entity ids; composite ids as col=value;col=value')
+  .option('--json', 'one JSON object per id', false)
+  .option('--no-wait', 'start the runs and return')
+  .action(
+    action((integration: string, connector: string, ids: string[], opts: { json: boolean; wait: boolean }) =>
+      exportCommand(integration, connector, ids, opts),
+    ),
+  );
+
+program
+  .command('status')
+  .description('recent job executions')
+  .option('--json', 'print JSON', false)
+  .option('--limit <n>', 'how many', positiveInt, 20)
+  .option('--integration <name>', 'only this integration')
+  .action(action((opts: { json: boolean; limit: number; integration?: string }) => statusCommand(opts)));
+
+const integration = program.command('integration').description('configure integrations');
+integration
+  .command('set')
+  .description('create or update an integration')
+  .argument('<name>', 'integration name')
+  .requiredOption('--type <type>', 'integration type, e.g. demo')
+  .option('--transport <json>', 'transport settings as a JSON object (never secrets)')
+  .option('--secret-ref <ref>', 'where the secret lives: env:NAME or file:PATH')
+  .option('--disabled', 'disable the integration', false)
+  .option('--one-way', 'turn two-way sync off', false)
+  .addOption(new Option('--priority <side>', 'which side wins conflicts').choices(['local', 'remote']).default('local'))
+  .action(
+    action(
+      (
+        name: string,
+        opts: { type: string; transport?: string; secretRef?: string; disabled: boolean; oneWay: boolean; priority: string },
+      ) =>
+        integrationSetCommand(name, {
+          type: opts.type,
+          ...(opts.transport ? { transport: opts.transport } : {}),
+          ...(opts.secretRef ? { secretRef: opts.secretRef } : {}),
+          enabled: !opts.disabled,
+          twoWay: !opts.oneWay,
+          priority: opts.priority,
+        }),
+    ),
+  );
+integration
+  .command('list')
+  .description('list integrations')
+  .action(action(() => integrationListCommand()));
+
+installRuntime();
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`tidesync: ${(err as Error).message}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,123 @@
+/**
+ * The contracts every integration implements: connectors name their export job (Oro's
+ * `TwoWaySyncConnectorInterface`), and readers, processors and writers are the parts of a step.
+ */
+import type { EntityId } from '../entity-id';
+
+/** A row of an application table, as read by a reader. */
+export type Entity = Record<string, unknown>;
+
+/** Which side wins when both changed the same field. */
+export type SyncPriority = 'local' | 'remote';
+
+/** One configured link to one remote instance (a row of `tidesync_integration`). */
+export interface Integration {
+  readonly id: number;
+  readonly type: string;
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly twoWaySync: boolean;
+  readonly syncPriority: SyncPriority;
+  /** Transport settings such as a base URL; never a secret. */
+  readonly transport: Readonly<Record<string, unknown>>;
+  /** Where the secret lives (for example `env:CRM_TOKEN`); resolved only inside activities. */
+  readonly secretRef: string | null;
+}
+
+/** What tidesync remembers about one entity on one remote. */
+export interface SyncState {
+  readonly remoteId: string | null;
+  readonly snapshotHash: string | null;
+  readonly snapshot: Entity | null;
+  readonly remoteVersion: string | null;
+  readonly lastSyncedAt: Date | null;
+  readonly lastError: string | null;
+}
+
+/**
+ * The part of an integration that handles one entity type. Like Oro's two-way connectors it
+ * names its export job; that name is the Temporal workflow type of every export it runs.
+ */
+export interface Connector {
+  /** The integration type this connector belongs to, e.g. `demo`. */
+  readonly integrationType: string;
+  /** The connector's name within its integration type, e.g. `contact`. */
+  readonly name: string;
+  /** A human label of the entity it exports, e.g. `contact`. */
+  readonly entityLabel: string;
+  /** The export job (and Temporal workflow type) that pushes this connector's entities. */
+  getExportJobName(): string;
+}
+
+/** Parameters of a step as declared in the job definition. */
+export type StepParameters = Readonly<Record<string, unknown>>;
+
+/** The result of reading: entities by encoded id; ids absent from `found` are missing. */
+export interface ReadResult {
+  readonly found: ReadonlyArray<{ readonly id: EntityId; readonly key: string; readonly entity: Entity }>;
+  readonly missing: readonly string[];
+}
+
+/** Reads entities by id. */
+export interface Reader {
+  /**
+   * Checks the step's parameters once, when jobs are loaded (for example that a table exists).
+   * Throws a `ConfigurationError` that names the bad value.
+   */
+  prepare(parameters: StepParameters): Promise<void>;
+  /** Reads many entities at once; a missing entity is reported in `missing`, never thrown. */
+  read(ids: readonly EntityId[], parameters: StepParameters): Promise<ReadResult>;
+}
+
+/** What a processor decided for one entity. */
+export type ProcessResult =
+  | { readonly kind: 'changeset'; readonly data: Entity }
+  | { readonly kind: 'skip'; readonly reason: string };
+
+/** What the processor sees besides the entity. */
+export interface ProcessContext {
+  readonly integration: Integration;
+  readonly parameters: StepParameters;
+  /** The last sync state of this entity on this integration, or null if never synced. */
+  readonly state: SyncState | null;
+}
+
+/** Turns a local entity (and its last sync state) into the remote's shape, or a skip. */
+export interface Processor {
+  process(entity: Entity, context: ProcessContext): ProcessResult | Promise<ProcessResult>;
+}
+
+/** One change to push. */
+export interface Change {
+  readonly key: string;
+  readonly operation: 'create' | 'update';
+  readonly data: Entity;
+  /** Known remote id for updates; null for a create. */
+  readonly remoteId: string | null;
+  /** Stable across retries of this same change; send it to the remote as an idempotency key. */
+  readonly idempotencyKey: string;
+}
+
+/** What the writer sees besides the change. */
+export interface WriteContext {
+  readonly integration: Integration;
+  readonly parameters: StepParameters;
+  /** The integration's secret, resolved from its reference inside the activity. */
+  readonly secret: string | undefined;
+  /** Aborted when the activity is cancelled or times out. */
+  readonly signal: AbortSignal;
+}
+
+/** The remote's answer to a successful write. */
+export interface WriteResult {
+  readonly remoteId: string;
+  readonly remoteVersion: string | null;
+}
+
+/**
+ * Pushes changes to the remote. Throws `TransientRemoteError`, `RateLimitedError` or
+ * `PermanentRemoteError` (see `errors.ts`) so the engine can retry or record the failure.
+ */
+export interface Writer {
+  write(change: Change, context: WriteContext): Promise<WriteResult>;
+}

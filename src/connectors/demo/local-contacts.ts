@@ -1,0 +1,56 @@
+/** The demo application's own `contacts` table and its seed data. */
+import { type Kysely, sql } from 'kysely';
+
+/** A row of the demo `contacts` table. */
+export interface LocalContact {
+  id: number;
+  first_name: string;
+  last_name: string | null;
+  email: string | null;
+  phone: string | null;
+  company: string | null;
+  updated_at: Date;
+}
+
+const FIRST = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Frances', 'Ken', 'Margaret', 'Niklaus'];
+const LAST = ['Lovelace', 'Hopper', 'Turing', 'Dijkstra', 'Liskov', 'Knuth', 'Allen', 'Thompson', 'Hamilton', 'Wirth'];
+const COMPANY = ['Analytical Engines', 'COBOL Works', null, 'Structured Ltd', 'Abstraction Inc'];
+
+/** Creates the `contacts` table when it does not exist yet. */
+export async function ensureContactsTable(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('contacts')
+    .ifNotExists()
+    .addColumn('id', 'serial', (col) => col.primaryKey())
+    .addColumn('first_name', 'text', (col) => col.notNull())
+    .addColumn('last_name', 'text')
+    .addColumn('email', 'text')
+    .addColumn('phone', 'text')
+    .addColumn('company', 'text')
+    .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+    .execute();
+}
+
+/** The i-th seed contact (deterministic, so reruns and tests agree). */
+export function seedContact(i: number): Omit<LocalContact, 'id' | 'updated_at'> {
+  const first = FIRST[i % FIRST.length] as string;
+  const last = LAST[Math.floor(i / FIRST.length) % LAST.length] as string;
+  return {
+    first_name: first,
+    last_name: last,
+    email: `${first}.${last}.${i}@example.com`.toLowerCase(),
+    phone: i % 3 === 0 ? null : `+1-555-${String(1000 + i).padStart(4, '0')}`,
+    company: COMPANY[i % COMPANY.length] ?? null,
+  };
+}
+
+/** Inserts `count` seed contacts if the table is empty; returns how many rows were added. */
+export async function seedContacts(db: Kysely<unknown>, count: number): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const kdb = db as Kysely<any>;
+  const existing = await kdb.selectFrom('contacts').select(kdb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  if (Number(existing.n) > 0) return 0;
+  const rows = Array.from({ length: count }, (_, i) => seedContact(i));
+  await kdb.insertInto('contacts').values(rows).execute();
+  return rows.length;
+}

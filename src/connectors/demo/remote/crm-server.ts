@@ -1,0 +1,293 @@
+/**
+ * The demo CRM: a real HTTP service (plain `node:http`) that the demo and the tests start
+ * themselves, so writers are exercised against real sockets, real status codes and real
+ * failures (injected through `/_control`) instead of mocks.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CrmApiError, type CrmContact } from './crm-contact';
+import { FaultQueue, parseFaultSpec, type Fault, type FaultSpec } from './crm-faults';
+import { parseJson, readBody, sendError, sendJson } from './crm-http';
+import { CrmStore, type CrmStats, type StoredResponse } from './crm-store';
+
+/** How to start a demo CRM. */
+export interface DemoCrmServerOptions {
+  /** The bearer token every `/contacts` request must carry. */
+  token: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** Defaults to 127.0.0.1: the demo CRM is never meant to be reachable from elsewhere. */
+  host?: string;
+  /** A JSON file loaded at start and saved after every change, so a second run sees the same data. */
+  dataFile?: string;
+}
+
+const CONTACT_ROUTE = /^\/contacts\/([^/]+)$/;
+const EDIT_ROUTE = /^\/_control\/contacts\/([^/]+)\/edit$/;
+
+/**
+ * A demo remote CRM with a REST contacts API: bearer auth, versions with `ETag`/`If-Match`,
+ * `Idempotency-Key` replay, and fault injection. The control operations are also methods, for
+ * tests running in the same process.
+ */
+export class DemoCrmServer {
+  readonly #server: Server;
+  readonly #store: CrmStore;
+  readonly #faultQueue = new FaultQueue();
+  readonly #token: Buffer;
+  /** Pending `slow` waits, ended early by `stop()` so it never hangs on them. */
+  readonly #sleepers = new Map<NodeJS.Timeout, () => void>();
+  #url = '';
+  #stopped: Promise<void> | undefined;
+
+  private constructor(token: string, store: CrmStore) {
+    this.#token = Buffer.from(token);
+    this.#store = store;
+    this.#server = createServer((req, res) => {
+      // `#dispatch` answers its own errors; this only guards against a failure while answering.
+      this.#dispatch(req, res).catch(() => res.destroy());
+    });
+  }
+
+  /** Starts a demo CRM and resolves once it is listening. */
+  static async start(options: DemoCrmServerOptions): Promise<DemoCrmServer> {
+    if (options.token === '') throw new Error('demo crm needs a non-empty token');
+    const instance = new DemoCrmServer(options.token, CrmStore.open(options.dataFile));
+    const host = options.host ?? '127.0.0.1';
+    const server = instance.#server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const { port } = server.address() as AddressInfo;
+    instance.#url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    return instance;
+  }
+
+  /** The base URL, e.g. `http://127.0.0.1:41234`. */
+  get url(): string {
+    return this.#url;
+  }
+
+  /** Stops listening and closes every open connection, including ones held by `slow` faults. */
+  async stop(): Promise<void> {
+    this.#stopped ??= new Promise<void>((resolve, reject) => {
+      for (const [timer, wake] of this.#sleepers) {
+        clearTimeout(timer);
+        wake();
+      }
+      this.#sleepers.clear();
+      this.#server.close((error) => (error ? reject(error) : resolve()));
+      this.#server.closeAllConnections();
+    });
+    return this.#stopped;
+  }
+
+  /** A copy of the request counters (`GET /_control/stats`). */
+  stats(): CrmStats {
+    return this.#store.stats();
+  }
+
+  /** Zeroes the request counters (`POST /_control/stats/reset`). */
+  resetStats(): void {
+    this.#store.resetStats();
+  }
+
+  /** Queues a fault for upcoming matching requests (`POST /_control/faults`); validates `spec`. */
+  injectFault(spec: FaultSpec): Fault {
+    return this.#faultQueue.add(parseFaultSpec(spec));
+  }
+
+  /** Drops every pending fault (`DELETE /_control/faults`). */
+  clearFaults(): void {
+    this.#faultQueue.clear();
+  }
+
+  /** The pending faults (`GET /_control/faults`). */
+  faults(): Fault[] {
+    return this.#faultQueue.list();
+  }
+
+  /** Edits a contact as a CRM user would (`POST /_control/contacts/:id/edit`); throws `CrmApiError`. */
+  editAsRemoteUser(id: string, patch: Record<string, unknown>): CrmContact {
+    return this.#store.editAsRemoteUser(id, patch);
+  }
+
+  /** Every contact currently stored. */
+  contacts(): CrmContact[] {
+    return this.#store.list();
+  }
+
+  /** Removes every contact and idempotency record (`DELETE /_control/contacts`). */
+  wipe(): void {
+    this.#store.wipe();
+  }
+
+  async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const path = new URL(req.url ?? '/', 'http://demo-crm').pathname;
+    try {
+      if (path === '/contacts' || path.startsWith('/contacts/')) await this.#contactsApi(method, path, req, res);
+      else if (path.startsWith('/_control/')) await this.#control(method, path, req, res);
+      else throw new CrmApiError(404, 'not_found', `no route for ${method} ${path}`);
+    } catch (error) {
+      if (error instanceof CrmApiError) {
+        sendError(res, error, error.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+      } else {
+        // A bug in the demo CRM, or a client that vanished mid-body: answer if we still can, never crash.
+        const reason = error instanceof Error ? error.message : String(error);
+        sendError(res, new CrmApiError(500, 'internal_error', `demo crm failed on ${method} ${path}: ${reason}`));
+      }
+    }
+  }
+
+  async #contactsApi(method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.#store.countRequest(method);
+    this.#authenticate(req);
+    const id = path === '/contacts' ? undefined : decodeId(CONTACT_ROUTE.exec(path)?.[1] ?? '');
+    if (id === '') throw new CrmApiError(404, 'not_found', `no route for ${method} ${path}`);
+    const allowed = id === undefined ? ['GET', 'POST'] : ['GET', 'PUT', 'PATCH', 'DELETE'];
+    if (!allowed.includes(method)) {
+      throw new CrmApiError(405, 'method_not_allowed', `${method} is not allowed on ${path}`);
+    }
+    const text = await readBody(req);
+
+    const fault = this.#faultQueue.take(method, path);
+    if (fault) {
+      this.#store.countFault();
+      if (!(await this.#serveFault(fault, req, res))) return;
+    }
+
+    const key = header(req, 'idempotency-key');
+    if (key !== undefined && method !== 'GET') {
+      const replay = this.#store.findReplay(key, method, path);
+      if (replay) return send(res, replay, { 'idempotent-replayed': 'true' });
+    }
+
+    const response = this.#apply(method, id, text, header(req, 'if-match'));
+    // Only applied changes are remembered: a rejected request retried after a fix must run again.
+    if (key !== undefined && method !== 'GET') this.#store.remember(key, method, path, response);
+    send(res, response);
+  }
+
+  /** Runs one contacts operation synchronously, so nothing interleaves with its idempotency check. */
+  #apply(method: string, id: string | undefined, text: string, ifMatch: string | undefined): StoredResponse {
+    if (id === undefined) {
+      if (method === 'GET') return { status: 200, body: this.#store.list() };
+      return withEtag(201, this.#store.create(parseJson(text)));
+    }
+    switch (method) {
+      case 'PUT':
+        return withEtag(200, this.#store.replace(id, parseJson(text), ifMatch));
+      case 'PATCH':
+        return withEtag(200, this.#store.patch(id, parseJson(text), ifMatch));
+      case 'DELETE':
+        this.#store.delete(id, ifMatch);
+        return { status: 204, body: null };
+      default:
+        return withEtag(200, this.#store.get(id));
+    }
+  }
+
+  /** Answers with the fault; true when the request should then be handled normally. */
+  async #serveFault(fault: Fault, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    switch (fault.kind) {
+      case '5xx':
+        throw new CrmApiError(fault.status, 'server_error', fault.message);
+      case '429':
+        sendError(res, new CrmApiError(429, 'rate_limited', fault.message), {
+          'retry-after': String(fault.retryAfterSeconds),
+        });
+        return false;
+      case '422':
+        throw new CrmApiError(422, 'validation_failed', fault.message);
+      case 'reset':
+        req.socket.destroy();
+        return false;
+      case 'slow':
+        await this.#sleep(fault.delayMs);
+        if (this.#stopped) {
+          // Stopping woke us early: neither apply nor answer on a server that is going away.
+          req.socket.destroy();
+          return false;
+        }
+        if (fault.apply) return true;
+        throw new CrmApiError(504, 'gateway_timeout', fault.message);
+    }
+  }
+
+  async #control(method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const text = await readBody(req);
+    const route = `${method} ${path}`;
+    const edit = EDIT_ROUTE.exec(path);
+    if (edit && method === 'POST') {
+      const id = decodeId(edit[1] ?? '');
+      return send(res, withEtag(200, this.#store.editAsRemoteUser(id, parseJson(text))));
+    }
+    switch (route) {
+      case 'POST /_control/faults':
+        return sendJson(res, 201, this.#faultQueue.add(parseFaultSpec(parseJson(text))));
+      case 'GET /_control/faults':
+        return sendJson(res, 200, this.faults());
+      case 'DELETE /_control/faults':
+        this.clearFaults();
+        return sendJson(res, 204, undefined);
+      case 'GET /_control/stats':
+        return sendJson(res, 200, this.stats());
+      case 'POST /_control/stats/reset':
+        this.resetStats();
+        return sendJson(res, 200, this.stats());
+      case 'DELETE /_control/contacts':
+        this.wipe();
+        return sendJson(res, 204, undefined);
+      default:
+        throw new CrmApiError(404, 'not_found', `no control route for ${route}`);
+    }
+  }
+
+  #authenticate(req: IncomingMessage): void {
+    const match = /^Bearer\s+(.+)$/i.exec(header(req, 'authorization') ?? '');
+    const given = Buffer.from(match?.[1]?.trim() ?? '');
+    // Constant-time compare: even a demo should not teach timing-leaky token checks.
+    if (given.length !== this.#token.length || !timingSafeEqual(given, this.#token)) {
+      throw new CrmApiError(401, 'unauthorized', 'missing or invalid bearer token');
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#sleepers.delete(timer);
+        resolve();
+      }, ms);
+      this.#sleepers.set(timer, resolve);
+    });
+  }
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Decodes a contact id from the path; a malformed escape is the client's mistake, not a 500. */
+function decodeId(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new CrmApiError(400, 'invalid_path', `contact id "${segment}" is not a valid URL path segment`);
+  }
+}
+
+function withEtag(status: number, contact: CrmContact): StoredResponse {
+  return { status, body: contact, etag: `"${contact.version}"` };
+}
+
+function send(res: ServerResponse, response: StoredResponse, headers: Record<string, string> = {}): void {
+  const etag = response.etag === undefined ? {} : { etag: response.etag };
+  sendJson(res, response.status, response.body, { ...headers, ...etag });
+}

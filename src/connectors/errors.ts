@@ -1,0 +1,80 @@
+/**
+ * Errors a writer raises when talking to a remote. Activities map them to Temporal failures:
+ * transient and rate-limited errors are retried, permanent ones fail the record without retrying.
+ */
+
+/** Base class: every tidesync error carries a stable, machine-readable `code`. */
+export class TidesyncError extends Error {
+  /** A stable identifier for the kind of error, for logs and for matching in code. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** The remote failed in a way that may succeed on a later try: 5xx, timeout, connection refused. */
+export class TransientRemoteError extends TidesyncError {
+  /** HTTP status, when the remote answered at all. */
+  readonly status: number | undefined;
+
+  constructor(message: string, options?: { status?: number; cause?: unknown }) {
+    super('remote_transient', message, options);
+    this.status = options?.status;
+  }
+}
+
+/** The remote asked us to slow down (HTTP 429); retry after `retryAfterMs`. */
+export class RateLimitedError extends TidesyncError {
+  /** How long the remote asked us to wait, in milliseconds. */
+  readonly retryAfterMs: number;
+
+  constructor(message: string, retryAfterMs: number, options?: { cause?: unknown }) {
+    super('remote_rate_limited', message, options);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The remote rejected the change for good (4xx other than 429): retrying cannot help. */
+export class PermanentRemoteError extends TidesyncError {
+  /** HTTP status the remote answered with. */
+  readonly status: number | undefined;
+  /** The remote's own explanation, recorded in the sync state and the execution record. */
+  readonly remoteMessage: string;
+
+  constructor(message: string, options: { status?: number; remoteMessage: string; cause?: unknown }) {
+    super('remote_permanent', message, options);
+    this.status = options.status;
+    this.remoteMessage = options.remoteMessage;
+  }
+}
+
+/** The remote does not know the record we tried to update or delete (HTTP 404). */
+export class RemoteNotFoundError extends PermanentRemoteError {
+  constructor(message: string, options: { remoteMessage: string; cause?: unknown }) {
+    super(message, { ...options, status: 404 });
+    Object.defineProperty(this, 'code', { value: 'remote_not_found' });
+  }
+}
+
+/** Configuration (integration, connector, job, table) is wrong; nothing will fix it but a human. */
+export class ConfigurationError extends TidesyncError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('configuration', message, options);
+  }
+}
+
+/**
+ * Parses an HTTP `Retry-After` header (seconds or an HTTP date) into milliseconds.
+ * Falls back to `fallbackMs` when the header is missing or unreadable.
+ */
+export function parseRetryAfter(header: string | null | undefined, fallbackMs: number, now = Date.now()): number {
+  if (!header) return fallbackMs;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
+  const date = Date.parse(header);
+  if (Number.isFinite(date)) return Math.max(0, date - now);
+  return fallbackMs;
+}

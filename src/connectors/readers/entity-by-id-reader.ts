@@ -1,0 +1,147 @@
+/**
+ * The `entity.by_id` reader (Oro's `oro_integration.reader.entity.by_id`): reads entities of a
+ * configured table by id, many ids in one query, with single or composite identifiers.
+ */
+import { type Expression, type Kysely, type SqlBool, sql } from 'kysely';
+import { z } from 'zod';
+import { type EntityId, encodeEntityId } from '../../entity-id';
+import type { Entity, ReadResult, Reader, StepParameters } from '../connector';
+import { ConfigurationError } from '../errors';
+
+const parametersSchema = z.strictObject({
+  schema: z.string().min(1).default('public'),
+  table: z.string().min(1),
+  /** One column, or several for a composite id (in this order when encoded). */
+  identifier: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+  /** Columns to read; all when omitted. */
+  columns: z.array(z.string().min(1)).min(1).optional(),
+});
+
+/** Parameters of `entity.by_id`, after defaults. */
+export interface EntityByIdParameters {
+  readonly schema: string;
+  readonly table: string;
+  readonly identifier: readonly string[];
+  readonly columns: readonly string[] | undefined;
+}
+
+/** Validates and normalises the step's parameters; the message names the bad field. */
+export function parseEntityByIdParameters(parameters: StepParameters): EntityByIdParameters {
+  const parsed = parametersSchema.safeParse(parameters);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigurationError(`entity.by_id ${issue?.path.join('.') || 'parameters'}: ${issue?.message}`);
+  }
+  const { schema, table, identifier, columns } = parsed.data;
+  return { schema, table, identifier: typeof identifier === 'string' ? [identifier] : identifier, columns };
+}
+
+/** Reads rows of any application table by id. Table and columns are checked against the catalog. */
+export class EntityByIdReader implements Reader {
+  // The table is only known at run time, so this reader uses an untyped Kysely view of the database.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly #db: Kysely<any>;
+  /** Tables already checked against the catalog, by `schema.table`. */
+  readonly #checked = new Set<string>();
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  constructor(db: Kysely<any>) {
+    this.#db = db;
+  }
+
+  /** Checks that the table and every named column exist, so configuration cannot inject SQL. */
+  async prepare(parameters: StepParameters): Promise<void> {
+    const p = parseEntityByIdParameters(parameters);
+    const rows = await this.#db
+      .selectFrom('information_schema.columns')
+      .select('column_name')
+      .where('table_schema', '=', p.schema)
+      .where('table_name', '=', p.table)
+      .execute();
+    if (rows.length === 0) throw new ConfigurationError(`table '${p.schema}.${p.table}' does not exist`);
+    const known = new Set(rows.map((r: { column_name: string }) => r.column_name));
+    for (const column of [...p.identifier, ...(p.columns ?? [])]) {
+      if (!known.has(column)) {
+        throw new ConfigurationError(`column '${column}' does not exist in table '${p.schema}.${p.table}'`);
+      }
+    }
+    this.#checked.add(`${p.schema}.${p.table}`);
+  }
+
+  /** Reads every id in one query; ids with no row are returned in `missing`. */
+  async read(ids: readonly EntityId[], parameters: StepParameters): Promise<ReadResult> {
+    const p = parseEntityByIdParameters(parameters);
+    if (!this.#checked.has(`${p.schema}.${p.table}`)) await this.prepare(parameters);
+    if (ids.length === 0) return { found: [], missing: [] };
+
+    const wanted = new Map<string, EntityId>();
+    for (const id of ids) wanted.set(this.#key(id, p), id);
+
+    const query = this.#db
+      .withSchema(p.schema)
+      .selectFrom(p.table)
+      .where((eb) => {
+        if (p.identifier.length === 1) {
+          const column = p.identifier[0] as string;
+          return eb(eb.ref(column), 'in', [...wanted.values()].map((id) => this.#values(id, p)[0]));
+        }
+        // Composite ids: (a = $1 and b = $2) or (a = $3 and b = $4) ...
+        return eb.or(
+          [...wanted.values()].map((id) => {
+            const values = this.#values(id, p);
+            return eb.and(p.identifier.map((column, i) => eb(eb.ref(column), '=', values[i]))) as Expression<SqlBool>;
+          }),
+        );
+      });
+    const rows: Entity[] = p.columns
+      ? await query.select(p.columns.map((c) => sql.ref(c).as(c))).execute()
+      : await query.selectAll().execute();
+
+    const found: Array<{ id: EntityId; key: string; entity: Entity }> = [];
+    for (const row of rows) {
+      const key = encodeEntityId(this.#idOf(row, p), p.identifier);
+      const id = wanted.get(key);
+      if (id === undefined) continue;
+      found.push({ id, key, entity: row });
+      wanted.delete(key);
+    }
+    return { found, missing: [...wanted.keys()] };
+  }
+
+  /** The id's values in identifier order; a composite id must name every identifier column. */
+  #values(id: EntityId, p: EntityByIdParameters): Array<string | number> {
+    if (typeof id === 'string' || typeof id === 'number') {
+      if (p.identifier.length > 1) {
+        throw new ConfigurationError(
+          `id ${JSON.stringify(id)} is a single value but table '${p.table}' has a composite identifier (${p.identifier.join(', ')})`,
+        );
+      }
+      return [id];
+    }
+    const extra = Object.keys(id).filter((k) => !p.identifier.includes(k));
+    if (extra.length > 0) {
+      throw new ConfigurationError(`id ${JSON.stringify(id)} names columns that are not identifiers of '${p.table}': ${extra.join(', ')}`);
+    }
+    return p.identifier.map((column) => {
+      const value = id[column];
+      if (value === undefined) throw new ConfigurationError(`id ${JSON.stringify(id)} has no value for identifier column '${column}'`);
+      return value;
+    });
+  }
+
+  #key(id: EntityId, p: EntityByIdParameters): string {
+    if (p.identifier.length === 1) return String(this.#values(id, p)[0]);
+    const values = this.#values(id, p);
+    return encodeEntityId(Object.fromEntries(p.identifier.map((c, i) => [c, values[i] as string | number])), p.identifier);
+  }
+
+  #idOf(row: Entity, p: EntityByIdParameters): EntityId {
+    const value = (column: string): string | number => {
+      const v = row[column];
+      if (v instanceof Date) return v.toISOString();
+      return typeof v === 'number' ? v : String(v);
+    };
+    if (p.identifier.length === 1) return value(p.identifier[0] as string);
+    return Object.fromEntries(p.identifier.map((c) => [c, value(c)]));
+  }
+}

@@ -1,0 +1,73 @@
+/** Kysely types of tidesync's own tables. Application tables are read dynamically by readers. */
+import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+
+/** Timestamps are written as Date or ISO text and read as Date. */
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** A timestamp the database fills in by default. */
+type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+/** A nullable JSON column: written as JSON text, read as parsed JSON. */
+type NullableJson<T> = ColumnType<T | null, string | null | undefined, string | null>;
+
+/** `tidesync_integration`: one configured link to one remote instance. */
+export interface IntegrationTable {
+  id: Generated<number>;
+  type: string;
+  name: string;
+  enabled: Generated<boolean>;
+  two_way_sync: Generated<boolean>;
+  sync_priority: Generated<'local' | 'remote'>;
+  /** Transport settings (base URL, timeouts...), never a secret. */
+  transport: JSONColumnType<Record<string, unknown>>;
+  /** A reference such as `env:CRM_TOKEN`, resolved inside activities. */
+  secret_ref: string | null;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+/** Status of a job execution. */
+export type ExecutionStatus = 'running' | 'completed' | 'completed_with_failures' | 'failed';
+
+/** `tidesync_job_execution`: the record of one export run. */
+export interface JobExecutionTable {
+  id: Generated<string>;
+  workflow_id: string;
+  run_id: string;
+  job: string;
+  integration: string;
+  connector: string;
+  entity_ids: JSONColumnType<string[]>;
+  status: ExecutionStatus;
+  read_count: Generated<number>;
+  processed_count: Generated<number>;
+  written_count: Generated<number>;
+  skipped_count: Generated<number>;
+  failed_count: Generated<number>;
+  warnings: JSONColumnType<string[]>;
+  /** Per-record failures: entity key and the remote's message. */
+  failures: JSONColumnType<Array<{ key: string; step: string; code: string; message: string }>>;
+  failed_step: string | null;
+  error: string | null;
+  started_at: DefaultTimestamp;
+  finished_at: Timestamp | null;
+}
+
+/** `tidesync_sync_state`: per (integration, connector, entity) what was last pushed. */
+export interface SyncStateTable {
+  integration_id: number;
+  connector: string;
+  entity_id: string;
+  remote_id: string | null;
+  snapshot_hash: string | null;
+  snapshot: NullableJson<Record<string, unknown>>;
+  remote_version: string | null;
+  last_synced_at: Timestamp | null;
+  last_error: string | null;
+  updated_at: DefaultTimestamp;
+}
+
+/** Every table tidesync owns. */
+export interface TidesyncDatabase {
+  tidesync_integration: IntegrationTable;
+  tidesync_job_execution: JobExecutionTable;
+  tidesync_sync_state: SyncStateTable;
+}

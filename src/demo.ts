@@ -1,0 +1,165 @@
+/**
+ * `tidesync dev` / `npm run demo`: brings up the embedded stack, seeds the demo, runs the worker,
+ * exports every contact with a progress bar, checks the remote against the local table, and prints
+ * a summary with the Temporal UI address.
+ */
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { SingleBar } from 'cli-progress';
+import type { Kysely } from 'kysely';
+import { TidesyncClient } from './client';
+import { compareRemoteWithLocal, localContactIds, setupDemo } from './connectors/demo/demo-setup';
+import { createDb } from './db/connect';
+import { migrateToLatest } from './db/migrations';
+import { createRuntime } from './runtime';
+import { startDevStack } from './stack/dev-stack';
+import { tidesyncHome } from './stack/paths';
+import { createWorker } from './worker';
+import { readConfig } from './config';
+
+/** Options of `runDemo`. */
+export interface DemoOptions {
+  /** Exit after the exports finish instead of keeping the worker running. */
+  readonly once: boolean;
+  /** Print the summary as one JSON line (last line of stdout); progress goes to stderr. */
+  readonly json: boolean;
+  /** Temporal Web UI port of the dev server. */
+  readonly uiPort: number;
+  /** How many contacts to seed into an empty table. */
+  readonly contacts: number;
+  /** Make the demo CRM fail a few requests (503s and a 429) so retries show in the UI. */
+  readonly faults: boolean;
+  /** Resolves when the user asks to stop (Ctrl-C); used unless `once`. */
+  readonly untilStopped: () => Promise<void>;
+}
+
+/** What the demo prints at the end. */
+export interface DemoSummary {
+  contacts: number;
+  exported: number;
+  skipped: number;
+  failed: number;
+  remoteMatchesLocal: boolean;
+  mismatches: number;
+  faultsInjected: number;
+  stackStartMs: number;
+  exportMs: number;
+  wallMs: number;
+  temporalUi: string | null;
+  temporalAddress: string;
+}
+
+/** Runs the demo; resolves with its summary once everything is shut down. */
+export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
+  const started = Date.now();
+  const say = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+  const config = readConfig();
+  const stack = await startDevStack({ uiPort: options.uiPort, log: say });
+  const cleanups: Array<() => Promise<unknown>> = [() => stack.stop()];
+  try {
+    const stackStartMs = Date.now() - started;
+    say(`stack ready in ${stackStartMs} ms`);
+    const db = createDb(stack.databaseUrl);
+    cleanups.unshift(() => db.destroy());
+    await migrateToLatest(db as Kysely<unknown>);
+
+    const demo = await setupDemo({ db, contacts: options.contacts, dataFile: path.join(tidesyncHome(), 'demo-crm.json') });
+    cleanups.unshift(() => demo.remote.stop());
+    say(`demo CRM listening on ${demo.remote.url}${demo.seeded ? `; seeded ${demo.seeded} contacts` : ''}`);
+
+    const runtime = await createRuntime({ db, jobDirs: config.jobDirs });
+    const nativeConnection = await NativeConnection.connect({ address: stack.temporalAddress });
+    cleanups.unshift(() => nativeConnection.close());
+    const worker = await createWorker({
+      runtime,
+      connection: nativeConnection,
+      namespace: stack.namespace,
+      taskQueue: config.taskQueue,
+    });
+    const workerDone = worker.run();
+    cleanups.unshift(async () => {
+      worker.shutdown();
+      await workerDone;
+    });
+    const connection = await Connection.connect({ address: stack.temporalAddress });
+    cleanups.unshift(() => connection.close());
+    const client = new TidesyncClient({
+      runtime,
+      db,
+      temporal: new Client({ connection, namespace: stack.namespace }),
+      taskQueue: config.taskQueue,
+    });
+
+    let faultsInjected = 0;
+    if (options.faults) {
+      demo.remote.injectFault({ kind: '5xx', status: 503, count: 3 });
+      demo.remote.injectFault({ kind: '429', retryAfterSeconds: 1, count: 1 });
+      faultsInjected = 4;
+      say('the demo CRM will fail 4 requests (3 x 503, 1 x 429 Retry-After: 1); watch them retry in the UI');
+    }
+
+    const exportStarted = Date.now();
+    const ids = await localContactIds(db);
+    const scheduled = await client.scheduleExports({ integration: demo.integration.name, connector: 'contact', ids });
+    const bar = new SingleBar({
+      format: 'exporting contacts [{bar}] {value}/{total}  written {written}  skipped {skipped}  failed {failed}',
+      stream: process.stderr,
+      hideCursor: true,
+      noTTYOutput: false,
+    });
+    const totals = { written: 0, skipped: 0, failed: 0 };
+    bar.start(scheduled.length, 0, totals);
+    const outcomes = await Promise.all(
+      scheduled.map(async (s) => {
+        const outcome = await client.waitForExport(s);
+        if (outcome.ok) {
+          totals.written += outcome.counters.written;
+          totals.skipped += outcome.counters.skipped;
+          totals.failed += outcome.counters.failed;
+        } else {
+          totals.failed += 1;
+        }
+        bar.increment(1, totals);
+        return outcome;
+      }),
+    );
+    bar.stop();
+    const exportMs = Date.now() - exportStarted;
+    for (const o of outcomes) if (!o.ok) say(`  ${o.workflowId} failed: ${o.error}`);
+
+    const comparison = await compareRemoteWithLocal(demo, db);
+    for (const m of comparison.mismatches.slice(0, 10)) say(`  contact ${m.id}: ${m.problem}`);
+    const summary: DemoSummary = {
+      contacts: ids.length,
+      exported: totals.written,
+      skipped: totals.skipped,
+      failed: totals.failed,
+      remoteMatchesLocal: comparison.matches,
+      mismatches: comparison.mismatches.length,
+      faultsInjected,
+      stackStartMs,
+      exportMs,
+      wallMs: Date.now() - started,
+      temporalUi: stack.uiUrl,
+      temporalAddress: stack.temporalAddress,
+    };
+    say(
+      `exported ${summary.exported}, skipped ${summary.skipped} (unchanged), failed ${summary.failed} of ${summary.contacts} contacts in ${exportMs} ms; ` +
+        `remote ${summary.remoteMatchesLocal ? 'matches' : 'DOES NOT match'} local`,
+    );
+    if (stack.uiUrl) {
+      say(`inspect the runs: ${stack.uiUrl}/namespaces/${stack.namespace}/workflows?query=${encodeURIComponent('TidesyncIntegration="demo"')}`);
+    }
+    if (!options.once) {
+      say('worker running; export more with `npx tidesync export demo contact <id>` in another terminal. Ctrl-C to stop.');
+      await options.untilStopped();
+    }
+    summary.wallMs = Date.now() - started;
+    return summary;
+  } finally {
+    for (const cleanup of cleanups) {
+      await cleanup().catch((err: unknown) => say(`cleanup failed: ${(err as Error).message}`));
+    }
+  }
+}

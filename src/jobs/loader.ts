@@ -1,0 +1,85 @@
+/** Loads job definition files (YAML), validates them, and checks they name registered services. */
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigurationError } from '../connectors/errors';
+import { type JobDefinition, jobFileSchema } from './definition';
+import type { ServiceRegistry, ServiceRole } from './service-registry';
+
+/** The job definitions shipped with tidesync (the demo's among them). */
+export const BUILTIN_JOBS_DIR = path.join(__dirname, 'definitions');
+
+/** Formats a zod issue path as `jobs.demo_contact_export.steps.export.reader`. */
+function issuePath(issue: z.core.$ZodIssue): string {
+  return issue.path.map((p) => String(p)).join('.') || '(root)';
+}
+
+/** Parses and validates one file's text. Errors name the file, the field's path and the problem. */
+export function parseJobFile(text: string, source: string): JobDefinition[] {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigurationError(`${source}: invalid YAML: ${doc.errors.map((e) => e.message).join('; ')}`);
+  }
+  const parsed = jobFileSchema.safeParse(doc.toJS());
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issuePath(issue)}: ${issue.message}`);
+    throw new ConfigurationError(`${source}: ${problems.join('; ')}`);
+  }
+  return Object.entries(parsed.data.jobs).map(([name, job]) => ({
+    name,
+    title: job.title,
+    type: job.type,
+    source,
+    steps: Object.entries(job.steps).map(([stepName, step]) => ({ name: stepName, ...step })),
+  }));
+}
+
+/** Loads every `*.yaml`/`*.yml` file of the given folders; a job name may be declared only once. */
+export async function loadJobs(dirs: readonly string[] = [BUILTIN_JOBS_DIR]): Promise<Map<string, JobDefinition>> {
+  const jobs = new Map<string, JobDefinition>();
+  for (const dir of dirs) {
+    let files: string[];
+    try {
+      files = (await readdir(dir)).filter((f) => /\.ya?ml$/.test(f)).sort();
+    } catch (err) {
+      throw new ConfigurationError(`job definitions folder '${dir}' cannot be read: ${(err as Error).message}`);
+    }
+    for (const file of files) {
+      const source = path.join(dir, file);
+      for (const job of parseJobFile(await readFile(source, 'utf8'), source)) {
+        const earlier = jobs.get(job.name);
+        if (earlier) throw new ConfigurationError(`${source}: job '${job.name}' is already declared in ${earlier.source}`);
+        jobs.set(job.name, job);
+      }
+    }
+  }
+  return jobs;
+}
+
+/**
+ * Checks that every step names registered services, and lets each reader check its parameters
+ * against the database (tables and columns exist). Run once when the worker starts.
+ */
+export async function prepareJobs(jobs: Iterable<JobDefinition>, services: ServiceRegistry): Promise<void> {
+  for (const job of jobs) {
+    for (const step of job.steps) {
+      for (const role of ['reader', 'processor', 'writer'] as const satisfies readonly ServiceRole[]) {
+        if (!services.has(role, step[role])) {
+          throw new ConfigurationError(
+            `${job.source}: jobs.${job.name}.steps.${step.name}.${role}: unknown ${role} '${step[role]}' ` +
+              `(known: ${services.names(role).join(', ') || 'none'})`,
+          );
+        }
+      }
+      try {
+        await services.get('reader', step.reader).prepare(step.parameters);
+      } catch (err) {
+        throw new ConfigurationError(
+          `${job.source}: jobs.${job.name}.steps.${step.name}.parameters: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Builds the Temporal worker: the workflow bundle plus activities bound to the database and the
+ * registries. `tidesync worker` runs it against configured servers; `tidesync dev` runs it
+ * in-process against the embedded stack.
+ */
+import { DefaultLogger, type LogLevel, type NativeConnection, Runtime as TemporalRuntime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from './activities';
+import type { SecretResolver } from './activities/secrets';
+import { DEFAULT_TASK_QUEUE } from './client';
+import type { Runtime } from './runtime';
+
+/** Options of `createWorker`. */
+export interface CreateWorkerOptions {
+  readonly runtime: Runtime;
+  readonly connection: NativeConnection;
+  readonly namespace?: string;
+  readonly taskQueue?: string;
+  readonly resolveSecret?: SecretResolver;
+  /**
+   * A pre-built workflow bundle (see `bundleWorkflowCode`); tests build one for the whole run.
+   * Defaults to `TIDESYNC_WORKFLOW_BUNDLE` when set, else bundling `./workflows` now.
+   */
+  readonly workflowBundlePath?: string;
+  /** Caps on concurrent work, for small machines. */
+  readonly maxConcurrentActivityTaskExecutions?: number;
+}
+
+/** Creates (but does not run) a worker for tidesync's task queue. */
+export async function createWorker(options: CreateWorkerOptions): Promise<Worker> {
+  const bundlePath = options.workflowBundlePath ?? process.env['TIDESYNC_WORKFLOW_BUNDLE'];
+  const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = bundlePath
+    ? { workflowBundle: { codePath: bundlePath } }
+    : { workflowsPath: require.resolve('./workflows') };
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace ?? 'default',
+    taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
+    ...workflows,
+    activities: createActivities({
+      runtime: options.runtime,
+      ...(options.resolveSecret ? { resolveSecret: options.resolveSecret } : {}),
+    }),
+    maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 50,
+  });
+}
+
+/**
+ * Installs the Temporal SDK runtime with a log level (`TIDESYNC_LOG_LEVEL`, default WARN) so the
+ * worker's routine INFO lines (bundler output, state changes) stay out of the demo's output.
+ * Must run before the first connection or worker is created.
+ */
+export function installRuntime(level: LogLevel = (process.env['TIDESYNC_LOG_LEVEL'] as LogLevel | undefined) ?? 'WARN'): void {
+  TemporalRuntime.install({ logger: new DefaultLogger(level) });
+}

@@ -1,0 +1,34 @@
+/** Timeouts and retry policies of the export activities, named so they are easy to review. */
+import type { ActivityOptions } from '@temporalio/workflow';
+
+/** Failure types that retrying cannot fix (see `activities/failures.ts`). */
+const NON_RETRYABLE = ['ConfigurationError', 'PermanentRemoteError', 'RemoteNotFoundError'];
+
+/** Database work: quick, retried a few times for a restarting database. */
+export const DATABASE_ACTIVITY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: {
+    initialInterval: '500 milliseconds',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: 8,
+    nonRetryableErrorTypes: NON_RETRYABLE,
+  },
+};
+
+/**
+ * Remote writes: transient failures (5xx, timeouts, connection errors) back off exponentially up
+ * to a minute; a 429 comes back after the remote's Retry-After (the activity sets the next retry
+ * delay); permanent rejections are not retried.
+ */
+export const WRITE_ACTIVITY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: NON_RETRYABLE,
+  },
+};

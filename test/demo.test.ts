@@ -1,0 +1,98 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { DEMO_TOKEN_ENV } from '../src/connectors/demo/demo-setup';
+import { DemoCrmServer } from '../src/connectors/demo/remote/crm-server';
+import { createTestDatabase } from './helpers';
+
+const root = path.resolve(__dirname, '..');
+const TOKEN = 'demo-test-token';
+
+/** Runs the real command line (the compiled one, as users do) and collects its output. */
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, 'bin/tidesync.js'), ...args], { cwd: root, env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('the demo, end to end through the CLI', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    if (!existsSync(path.join(root, 'dist/src/cli.js'))) {
+      throw new Error('dist/ is missing: `npm test` builds it first (npm run build)');
+    }
+    database = await createTestDatabase();
+    const home = await mkdtemp(path.join(tmpdir(), 'tidesync-home-'));
+    env = {
+      ...process.env,
+      DATABASE_URL: database.url,
+      TIDESYNC_HOME: home,
+      TIDESYNC_TASK_QUEUE: `demo-${path.basename(home)}`,
+      [DEMO_TOKEN_ENV]: TOKEN,
+    };
+  });
+  afterAll(async () => database?.drop());
+
+  it('should export every seeded contact, with injected faults, so the remote equals local', async () => {
+    const run = await runCli(['dev', '--once', '--json', '--contacts', '25'], env);
+    expect(run.stderr).not.toMatch(/tidesync: /);
+    expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    const summary = JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+    expect(summary).toMatchObject({ contacts: 25, exported: 25, failed: 0, skipped: 0, remoteMatchesLocal: true, faultsInjected: 4 });
+    expect(summary['temporalAddress']).toBe(process.env['TEMPORAL_ADDRESS']);
+
+    // A second run finds nothing changed: every contact is skipped, none written again.
+    const again = await runCli(['dev', '--once', '--json', '--no-faults'], env);
+    expect(again.code).toBe(0);
+    const second = JSON.parse(again.stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
+    expect(second).toMatchObject({ contacts: 25, exported: 0, skipped: 25, failed: 0, remoteMatchesLocal: true });
+  });
+
+  it('should export by id with `tidesync export`, run `tidesync worker`, and list runs with `tidesync status`', async () => {
+    // The demo CRM kept its data in TIDESYNC_HOME; serve it again and point the integration at it.
+    const remote = await DemoCrmServer.start({ token: TOKEN, dataFile: path.join(env['TIDESYNC_HOME'] as string, 'demo-crm.json') });
+    const worker = spawn(process.execPath, [path.join(root, 'bin/tidesync.js'), 'worker'], { cwd: root, env });
+    try {
+      const set = await runCli(
+        ['integration', 'set', 'demo', '--type', 'demo', '--transport', JSON.stringify({ baseUrl: remote.url }), '--secret-ref', `env:${DEMO_TOKEN_ENV}`],
+        env,
+      );
+      expect(set.code).toBe(0);
+      await sql`update contacts set company = 'Renamed Ltd' where id = 3`.execute(database.db);
+
+      const exported = await runCli(['export', 'demo', 'contact', '3', '999', '--json'], env);
+      const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toEqual([
+        expect.objectContaining({ id: '3', status: 'completed', written: 1 }),
+        expect.objectContaining({ id: '999', status: 'completed', written: 0, skipped: 1, detail: 'export_contact: entity 999 not found' }),
+      ]);
+      expect(remote.contacts().find((c) => c.company === 'Renamed Ltd')).toBeDefined();
+
+      const status = await runCli(['status', '--json', '--limit', '2'], env);
+      const rows = JSON.parse(status.stdout) as Array<{ entity_ids: string[]; status: string }>;
+      expect(rows.map((r) => r.entity_ids[0]).sort()).toEqual(['3', '999']);
+      const table = await runCli(['status'], env);
+      expect(table.stdout).toMatch(/demo_contact_export\s+demo\s+contact\s+3\s+completed/);
+
+      const unknown = await runCli(['export', 'demo', 'deal', '1'], env);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain("tidesync: unknown connector 'deal' for integration type 'demo' (known: contact) [configuration]");
+    } finally {
+      worker.kill('SIGTERM');
+      await new Promise((resolve) => worker.once('close', resolve));
+      await remote.stop();
+    }
+  });
+});

@@ -1,0 +1,84 @@
+/**
+ * Shared test helpers. The servers themselves are started once per run by `global-setup.ts`;
+ * here each test file gets its own database (so files can run in parallel) and its own worker.
+ */
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Pool } from 'pg';
+import { createDb } from '../src/db/connect';
+import { migrateToLatest } from '../src/db/migrations';
+import type { TidesyncDatabase } from '../src/db/schema';
+import { type Runtime, createRuntime, type RuntimeOptions } from '../src/runtime';
+import { TidesyncClient } from '../src/client';
+import { createWorker, installRuntime } from '../src/worker';
+
+// Keep the SDK's INFO lines (bundling, worker state) out of test output.
+installRuntime();
+
+function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the tests through jest so test/global-setup.ts starts the servers`);
+  return value;
+}
+
+/** Creates a fresh, migrated database for one test file and returns a Kysely on it. */
+export async function createTestDatabase(): Promise<{ db: Kysely<TidesyncDatabase>; url: string; drop(): Promise<void> }> {
+  const baseUrl = requireEnv('DATABASE_URL');
+  const name = `tidesync_test_${randomBytes(4).toString('hex')}`;
+  const admin = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new Pool({ connectionString: baseUrl, max: 1 }) }) });
+  await sql`create database ${sql.id(name)}`.execute(admin);
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  const db = createDb(url.toString());
+  await migrateToLatest(db as Kysely<unknown>);
+  return {
+    db,
+    url: url.toString(),
+    async drop() {
+      await db.destroy();
+      await sql`drop database if exists ${sql.id(name)} with (force)`.execute(admin);
+      await admin.destroy();
+    },
+  };
+}
+
+/** A worker on its own task queue, a Temporal client and a tidesync client, for one test file. */
+export interface TestEngine {
+  readonly runtime: Runtime;
+  readonly worker: Worker;
+  readonly temporal: Client;
+  readonly client: TidesyncClient;
+  readonly taskQueue: string;
+  close(): Promise<void>;
+}
+
+/** Starts a worker (running in the background) against the shared Temporal dev server. */
+export async function startTestEngine(
+  db: Kysely<TidesyncDatabase>,
+  options: Omit<RuntimeOptions, 'db'> = {},
+): Promise<TestEngine> {
+  const address = requireEnv('TEMPORAL_ADDRESS');
+  const runtime = await createRuntime({ db, ...options });
+  const taskQueue = `test-${randomBytes(4).toString('hex')}`;
+  const nativeConnection = await NativeConnection.connect({ address });
+  const worker = await createWorker({ runtime, connection: nativeConnection, taskQueue });
+  const running = worker.run();
+  const connection = await Connection.connect({ address });
+  const temporal = new Client({ connection });
+  const client = new TidesyncClient({ runtime, db, temporal, taskQueue });
+  return {
+    runtime,
+    worker,
+    temporal,
+    client,
+    taskQueue,
+    async close() {
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+    },
+  };
+}
