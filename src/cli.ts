@@ -18,20 +18,6 @@ function positiveInt(value: string): number {
   return n;
 }
 
-/** Resolves on the first SIGINT or SIGTERM. */
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      process.stderr.write('\nstopping...\n');
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
-
 /** Runs an action and exits with its code; errors print their message (and code) only. */
 function action<A extends unknown[]>(fn: (...args: A) => Promise<number>) {
   return async (...args: A): Promise<void> => {
@@ -60,7 +46,7 @@ program
   .option('--no-faults', 'do not make the demo CRM fail a few requests')
   .action(
     action(async (opts: { uiPort: number; once: boolean; json: boolean; contacts: number; faults: boolean }) => {
-      const summary = await runDemo({ ...opts, untilStopped: untilSignal });
+      const summary = await runDemo(opts);
       if (opts.json) console.log(JSON.stringify(summary));
       return summary.failed === 0 && summary.remoteMatchesLocal ? 0 : 1;
     }),
@@ -125,7 +111,8 @@ integration
   .description('list integrations')
   .action(action(() => integrationListCommand()));
 
-installRuntime();
+// The demo makes the CRM fail on purpose; its retries are for the UI, not for warnings on stderr.
+installRuntime(process.env['TIDESYNC_LOG_LEVEL'] ? undefined : process.argv[2] === 'dev' ? 'ERROR' : 'WARN');
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`tidesync: ${(err as Error).message}`);
   process.exitCode = 1;

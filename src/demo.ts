@@ -13,7 +13,7 @@ import { compareRemoteWithLocal, localContactIds, setupDemo } from './connectors
 import { createDb } from './db/connect';
 import { migrateToLatest } from './db/migrations';
 import { createRuntime } from './runtime';
-import { startDevStack } from './stack/dev-stack';
+import { onShutdown, startDevStack } from './stack/dev-stack';
 import { tidesyncHome } from './stack/paths';
 import { createWorker } from './worker';
 import { readConfig } from './config';
@@ -30,8 +30,6 @@ export interface DemoOptions {
   readonly contacts: number;
   /** Make the demo CRM fail a few requests (503s and a 429) so retries show in the UI. */
   readonly faults: boolean;
-  /** Resolves when the user asks to stop (Ctrl-C); used unless `once`. */
-  readonly untilStopped: () => Promise<void>;
 }
 
 /** What the demo prints at the end. */
@@ -43,6 +41,8 @@ export interface DemoSummary {
   remoteMatchesLocal: boolean;
   mismatches: number;
   faultsInjected: number;
+  /** How many requests the demo CRM actually failed (all retried by Temporal). */
+  faultsServed: number;
   stackStartMs: number;
   exportMs: number;
   wallMs: number;
@@ -50,17 +50,36 @@ export interface DemoSummary {
   temporalAddress: string;
 }
 
-/** Runs the demo; resolves with its summary once everything is shut down. */
+/**
+ * Runs the demo; resolves with its summary once everything is shut down. Ctrl-C (or SIGTERM) at any
+ * point stops the parts in order (worker, demo CRM, database pool, then the servers) and exits 130.
+ */
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const started = Date.now();
   const say = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
   const config = readConfig();
-  const stack = await startDevStack({ uiPort: options.uiPort, log: say });
-  const cleanups: Array<() => Promise<unknown>> = [() => stack.stop()];
+  let interrupted = false;
+  let requestStop = () => undefined as void;
+  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+  let cleanedUp = () => undefined as void;
+  const done = new Promise<void>((resolve) => (cleanedUp = resolve));
+  const unregister = onShutdown(async () => {
+    interrupted = true;
+    requestStop();
+    await done;
+  });
+  const checkInterrupted = () => {
+    if (interrupted) throw new Error('interrupted');
+  };
+  const cleanups: Array<() => Promise<unknown>> = [];
   try {
+    const stack = await startDevStack({ uiPort: options.uiPort, log: say, handleSignals: false });
+    cleanups.push(() => stack.stop());
+    checkInterrupted();
     const stackStartMs = Date.now() - started;
     say(`stack ready in ${stackStartMs} ms`);
     const db = createDb(stack.databaseUrl);
+    checkInterrupted();
     cleanups.unshift(() => db.destroy());
     await migrateToLatest(db as Kysely<unknown>);
 
@@ -79,7 +98,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     });
     const workerDone = worker.run();
     cleanups.unshift(async () => {
-      worker.shutdown();
+      // The SDK starts its own shutdown on SIGINT/SIGTERM; only ask when it has not.
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await workerDone;
     });
     const connection = await Connection.connect({ address: stack.temporalAddress });
@@ -91,10 +111,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       taskQueue: config.taskQueue,
     });
 
+    demo.remote.resetStats();
     let faultsInjected = 0;
     if (options.faults) {
-      demo.remote.injectFault({ kind: '5xx', status: 503, count: 3 });
-      demo.remote.injectFault({ kind: '429', retryAfterSeconds: 1, count: 1 });
+      // Only writes fail: reads (the check below) must see the real data.
+      demo.remote.injectFault({ kind: '5xx', status: 503, count: 3, method: 'POST' });
+      demo.remote.injectFault({ kind: '429', retryAfterSeconds: 1, count: 1, method: 'POST' });
       faultsInjected = 4;
       say('the demo CRM will fail 4 requests (3 x 503, 1 x 429 Retry-After: 1); watch them retry in the UI');
     }
@@ -110,7 +132,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     });
     const totals = { written: 0, skipped: 0, failed: 0 };
     bar.start(scheduled.length, 0, totals);
-    const outcomes = await Promise.all(
+    const outcomes = await Promise.race([
+      stopRequested.then(() => []),
+      Promise.all(
       scheduled.map(async (s) => {
         const outcome = await client.waitForExport(s);
         if (outcome.ok) {
@@ -123,11 +147,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         bar.increment(1, totals);
         return outcome;
       }),
-    );
+      ),
+    ]);
     bar.stop();
+    checkInterrupted();
     const exportMs = Date.now() - exportStarted;
     for (const o of outcomes) if (!o.ok) say(`  ${o.workflowId} failed: ${o.error}`);
 
+    // Faults not used up (nothing needed a create) must not hit the read-back.
+    demo.remote.clearFaults();
+    const faultsServed = demo.remote.stats().faultsServed;
     const comparison = await compareRemoteWithLocal(demo, db);
     for (const m of comparison.mismatches.slice(0, 10)) say(`  contact ${m.id}: ${m.problem}`);
     const summary: DemoSummary = {
@@ -138,6 +167,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       remoteMatchesLocal: comparison.matches,
       mismatches: comparison.mismatches.length,
       faultsInjected,
+      faultsServed,
       stackStartMs,
       exportMs,
       wallMs: Date.now() - started,
@@ -153,13 +183,16 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     }
     if (!options.once) {
       say('worker running; export more with `npx tidesync export demo contact <id>` in another terminal. Ctrl-C to stop.');
-      await options.untilStopped();
+      await stopRequested;
     }
     summary.wallMs = Date.now() - started;
     return summary;
   } finally {
+    if (interrupted) say('stopping...');
     for (const cleanup of cleanups) {
       await cleanup().catch((err: unknown) => say(`cleanup failed: ${(err as Error).message}`));
     }
+    unregister();
+    cleanedUp();
   }
 }

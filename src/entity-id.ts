@@ -10,12 +10,13 @@ export type IdValue = string | number;
 export type EntityId = IdValue | Readonly<Record<string, IdValue>>;
 
 /**
- * Encodes an id as a stable, readable string: `42`, or `tenant=1;sku=A%3B1` for composite ids
- * (columns in the order given, values URI-encoded so `;` and `=` never clash).
+ * Encodes an id as a stable, readable string: `42`, or `sku=A%3B1;tenant=1` for composite ids
+ * (columns sorted by name so every caller agrees, values URI-encoded so `;` and `=` never clash).
+ * Workflow ids, sync state and execution records all use this key.
  */
-export function encodeEntityId(id: EntityId, columns?: readonly string[]): string {
+export function encodeEntityId(id: EntityId): string {
   if (typeof id === 'string' || typeof id === 'number') return String(id);
-  const names = columns ?? Object.keys(id).sort();
+  const names = Object.keys(id).sort();
   return names
     .map((name) => {
       const value = id[name];

@@ -78,7 +78,15 @@ describe('the demo, end to end through the CLI', () => {
         expect.objectContaining({ id: '3', status: 'completed', written: 1 }),
         expect.objectContaining({ id: '999', status: 'completed', written: 0, skipped: 1, detail: 'export_contact: entity 999 not found' }),
       ]);
-      expect(remote.contacts().find((c) => c.company === 'Renamed Ltd')).toBeDefined();
+      const state = await database.db
+        .selectFrom('tidesync_sync_state')
+        .select(['remote_id', 'last_error'])
+        .where('entity_id', '=', '3')
+        .executeTakeFirstOrThrow();
+      expect({ state, remote: remote.contacts().find((c) => c.id === state.remote_id), requests: remote.stats().byMethod }).toMatchObject({
+        state: { last_error: null },
+        remote: { company: 'Renamed Ltd' },
+      });
 
       const status = await runCli(['status', '--json', '--limit', '2'], env);
       const rows = JSON.parse(status.stdout) as Array<{ entity_ids: string[]; status: string }>;

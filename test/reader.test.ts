@@ -42,8 +42,8 @@ describe('entity.by_id reader', () => {
       composite,
     );
     const byKey = Object.fromEntries(result.found.map((f) => [f.key, f.entity['qty']]));
-    expect(byKey).toEqual({ 'warehouse=north;sku=A%3B1': 5, 'warehouse=north;sku=B%3D2': 7 });
-    expect(result.missing).toEqual(['warehouse=east;sku=A%3B1']);
+    expect(byKey).toEqual({ 'sku=A%3B1;warehouse=north': 5, 'sku=B%3D2;warehouse=north': 7 });
+    expect(result.missing).toEqual(['sku=A%3B1;warehouse=east']);
   });
 
   it('should read only the configured columns', async () => {

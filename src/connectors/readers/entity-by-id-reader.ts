@@ -99,7 +99,7 @@ export class EntityByIdReader implements Reader {
 
     const found: Array<{ id: EntityId; key: string; entity: Entity }> = [];
     for (const row of rows) {
-      const key = encodeEntityId(this.#idOf(row, p), p.identifier);
+      const key = encodeEntityId(this.#idOf(row, p));
       const id = wanted.get(key);
       if (id === undefined) continue;
       found.push({ id, key, entity: row });
@@ -132,7 +132,7 @@ export class EntityByIdReader implements Reader {
   #key(id: EntityId, p: EntityByIdParameters): string {
     if (p.identifier.length === 1) return String(this.#values(id, p)[0]);
     const values = this.#values(id, p);
-    return encodeEntityId(Object.fromEntries(p.identifier.map((c, i) => [c, values[i] as string | number])), p.identifier);
+    return encodeEntityId(Object.fromEntries(p.identifier.map((c, i) => [c, values[i] as string | number])));
   }
 
   #idOf(row: Entity, p: EntityByIdParameters): EntityId {

@@ -32,10 +32,12 @@ async function raw(method: string, path: string, init: RawInit = {}) {
   const body = init.body === undefined ? {} : { body: init.body };
   const response = await fetch(`${server.url}${path}`, { method, headers, ...body });
   const text = await response.text();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
   return { status: response.status, headers: response.headers, json: text === '' ? undefined : (JSON.parse(text) as any) };
 }
 
 /** Runs `promise`, expecting it to fail, and returns the error for closer inspection. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests inspect whatever was thrown
 async function failure(promise: Promise<unknown>): Promise<any> {
   try {
     await promise;
