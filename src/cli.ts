@@ -44,8 +44,9 @@ program
   .option('--json', 'print the summary as JSON on the last line of stdout', false)
   .option('--contacts <n>', 'contacts to seed when the table is empty', positiveInt, 50)
   .option('--no-faults', 'do not make the demo CRM fail a few requests')
+  .option('--integration <name>', 'name of the demo integration', 'demo')
   .action(
-    action(async (opts: { uiPort: number; once: boolean; json: boolean; contacts: number; faults: boolean }) => {
+    action(async (opts: { uiPort: number; once: boolean; json: boolean; contacts: number; faults: boolean; integration: string }) => {
       const summary = await runDemo(opts);
       if (opts.json) console.log(JSON.stringify(summary));
       return summary.failed === 0 && summary.remoteMatchesLocal ? 0 : 1;

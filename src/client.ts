@@ -10,7 +10,8 @@ import { getIntegration } from './integrations';
 import { type JobExecution, listExecutions } from './activities/executions';
 import { type Runtime, getJob } from './runtime';
 import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from './search-attributes';
-import type { ExportInput, ExportResult } from './workflows';
+import type { Integration } from './connectors/connector';
+import { changedSignal, type ExportInput, type ExportResult } from './workflows';
 
 /** The task queue tidesync's workers poll unless configured otherwise. */
 export const DEFAULT_TASK_QUEUE = 'tidesync';
@@ -22,18 +23,30 @@ export interface ExportRequest {
   readonly id: EntityId;
 }
 
-/** A started export run. */
+/** An export handed to Temporal: a new run, or a running one told to export again. */
 export interface ScheduledExport {
+  readonly scheduled: true;
   readonly workflowId: string;
+  /** The run that will export this change (it may continue as new; waiting follows it). */
   readonly runId: string;
   readonly job: string;
   readonly key: string;
 }
 
+/** An export the integration's settings refused, with the reason. */
+export interface RefusedExport {
+  readonly scheduled: false;
+  readonly key: string;
+  readonly reason: string;
+}
+
+/** What scheduling one entity's export did. */
+export type ScheduleResult = ScheduledExport | RefusedExport;
+
 /** The outcome of one export run, as `waitForExport` reports it. */
 export type ExportOutcome =
   | ({ readonly ok: true; readonly workflowId: string } & ExportResult)
-  | { readonly ok: false; readonly workflowId: string; readonly error: string };
+  | { readonly ok: false; readonly workflowId: string | null; readonly error: string };
 
 /** Options of `TidesyncClient`. */
 export interface TidesyncClientOptions {
@@ -63,32 +76,36 @@ export class TidesyncClient {
   }
 
   /**
-   * Starts the export of one entity. If an export of the same entity is already running, returns
-   * that run instead of starting a second one.
+   * Exports one entity: signal-with-start on its workflow, so a change arriving while an export of
+   * the same entity runs is folded into that run (it exports once more with the latest state).
+   * A disabled integration, or one with two-way sync off, schedules nothing and says why.
    */
-  async scheduleExport(request: ExportRequest): Promise<ScheduledExport> {
-    const [scheduled] = await this.scheduleExports({ ...request, ids: [request.id] });
-    return scheduled as ScheduledExport;
+  async scheduleExport(request: ExportRequest): Promise<ScheduleResult> {
+    const [result] = await this.scheduleExports({ ...request, ids: [request.id] });
+    return result as ScheduleResult;
   }
 
-  /** Starts one export run per id (each entity has its own workflow). */
+  /** Exports many entities of one connector (one workflow per entity). */
   async scheduleExports(request: {
     integration: string;
     connector: string;
     ids: readonly EntityId[];
-  }): Promise<ScheduledExport[]> {
+  }): Promise<ScheduleResult[]> {
     const integration = await getIntegration(this.#db, request.integration);
     const job = getJob(this.#runtime, this.#runtime.connectors.exportWorkflowType(integration.type, request.connector));
+    const refusal = refusalReason(integration);
+    if (refusal) return request.ids.map((id) => ({ scheduled: false, key: encodeEntityId(id), reason: refusal }));
     return Promise.all(
-      request.ids.map(async (id) => {
+      request.ids.map(async (id): Promise<ScheduledExport> => {
         const key = encodeEntityId(id);
         const workflowId = exportWorkflowId(integration.name, request.connector, id);
         const input: ExportInput = { integration: integration.name, connector: request.connector, ids: [id] };
-        const handle = await this.#temporal.workflow.start(job.name, {
+        const handle = await this.#temporal.workflow.signalWithStart(job.name, {
           taskQueue: this.#taskQueue,
           workflowId,
           args: [input],
-          workflowIdConflictPolicy: 'USE_EXISTING',
+          signal: changedSignal,
+          signalArgs: [],
           staticSummary: `Export ${request.connector} ${key} to ${integration.name}`,
           staticDetails: `Job **${job.title}** (\`${job.name}\`), integration \`${integration.name}\` (${integration.type}), connector \`${request.connector}\`, entity \`${key}\`.`,
           typedSearchAttributes: [
@@ -98,13 +115,17 @@ export class TidesyncClient {
             { key: STATUS_ATTRIBUTE, value: 'scheduled' },
           ],
         });
-        return { workflowId, runId: handle.firstExecutionRunId, job: job.name, key };
+        return { scheduled: true, workflowId, runId: handle.signaledRunId, job: job.name, key };
       }),
     );
   }
 
-  /** Waits for an export run to finish and reports its outcome; a failed run is an outcome too. */
-  async waitForExport(scheduled: Pick<ScheduledExport, 'workflowId' | 'runId'>): Promise<ExportOutcome> {
+  /**
+   * Waits for an export run to finish (following continue-as-new) and reports its outcome; a
+   * failed run, or an export the settings refused, is an outcome too.
+   */
+  async waitForExport(scheduled: ScheduleResult | Pick<ScheduledExport, 'workflowId' | 'runId'>): Promise<ExportOutcome> {
+    if ('scheduled' in scheduled && !scheduled.scheduled) return { ok: false, workflowId: null, error: scheduled.reason };
     const handle = this.#temporal.workflow.getHandle(scheduled.workflowId, scheduled.runId);
     try {
       const result = (await handle.result()) as ExportResult;
@@ -119,4 +140,11 @@ export class TidesyncClient {
   async recentExecutions(options: { limit?: number; integration?: string } = {}): Promise<JobExecution[]> {
     return listExecutions(this.#db, options);
   }
+}
+
+/** Why an integration's settings refuse exports, or null when they allow them. */
+export function refusalReason(integration: Integration): string | null {
+  if (!integration.enabled) return `integration '${integration.name}' is disabled`;
+  if (!integration.twoWaySync) return `integration '${integration.name}' has two-way sync turned off`;
+  return null;
 }

@@ -30,6 +30,8 @@ export interface DemoOptions {
   readonly contacts: number;
   /** Make the demo CRM fail a few requests (503s and a 429) so retries show in the UI. */
   readonly faults: boolean;
+  /** Name of the demo integration (workflow ids include it); default `demo`. */
+  readonly integration?: string;
 }
 
 /** What the demo prints at the end. */
@@ -83,7 +85,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     cleanups.unshift(() => db.destroy());
     await migrateToLatest(db as Kysely<unknown>);
 
-    const demo = await setupDemo({ db, contacts: options.contacts, dataFile: path.join(tidesyncHome(), 'demo-crm.json') });
+    const demo = await setupDemo({
+      db,
+      contacts: options.contacts,
+      dataFile: path.join(tidesyncHome(), 'demo-crm.json'),
+      integrationName: options.integration ?? 'demo',
+    });
     cleanups.unshift(() => demo.remote.stop());
     say(`demo CRM listening on ${demo.remote.url}${demo.seeded ? `; seeded ${demo.seeded} contacts` : ''}`);
 
@@ -179,7 +186,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         `remote ${summary.remoteMatchesLocal ? 'matches' : 'DOES NOT match'} local`,
     );
     if (stack.uiUrl) {
-      say(`inspect the runs: ${stack.uiUrl}/namespaces/${stack.namespace}/workflows?query=${encodeURIComponent('TidesyncIntegration="demo"')}`);
+      say(`inspect the runs: ${stack.uiUrl}/namespaces/${stack.namespace}/workflows?query=${encodeURIComponent(`TidesyncIntegration="${demo.integration.name}"`)}`);
     }
     if (!options.once) {
       say('worker running; export more with `npx tidesync export demo contact <id>` in another terminal. Ctrl-C to stop.');

@@ -6,10 +6,12 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { DEMO_TOKEN_ENV } from '../src/connectors/demo/demo-setup';
 import { DemoCrmServer } from '../src/connectors/demo/remote/crm-server';
-import { createTestDatabase } from './helpers';
+import { createTestDatabase, uniqueName } from './helpers';
 
 const root = path.resolve(__dirname, '..');
 const TOKEN = 'demo-test-token';
+// Workflow ids include the integration name: one of its own keeps these runs apart from other files'.
+const INTEGRATION = uniqueName('demo');
 
 /** Runs the real command line (the compiled one, as users do) and collects its output. */
 function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -45,7 +47,7 @@ describe('the demo, end to end through the CLI', () => {
   afterAll(async () => database?.drop());
 
   it('should export every seeded contact, with injected faults, so the remote equals local', async () => {
-    const run = await runCli(['dev', '--once', '--json', '--contacts', '25'], env);
+    const run = await runCli(['dev', '--once', '--json', '--contacts', '25', '--integration', INTEGRATION], env);
     expect(run.stderr).not.toMatch(/tidesync: /);
     expect(run.code).toBe(0);
     const lines = run.stdout.trim().split('\n');
@@ -54,7 +56,7 @@ describe('the demo, end to end through the CLI', () => {
     expect(summary['temporalAddress']).toBe(process.env['TEMPORAL_ADDRESS']);
 
     // A second run finds nothing changed: every contact is skipped, none written again.
-    const again = await runCli(['dev', '--once', '--json', '--no-faults'], env);
+    const again = await runCli(['dev', '--once', '--json', '--no-faults', '--integration', INTEGRATION], env);
     expect(again.code).toBe(0);
     const second = JSON.parse(again.stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
     expect(second).toMatchObject({ contacts: 25, exported: 0, skipped: 25, failed: 0, remoteMatchesLocal: true });
@@ -66,13 +68,13 @@ describe('the demo, end to end through the CLI', () => {
     const worker = spawn(process.execPath, [path.join(root, 'bin/tidesync.js'), 'worker'], { cwd: root, env });
     try {
       const set = await runCli(
-        ['integration', 'set', 'demo', '--type', 'demo', '--transport', JSON.stringify({ baseUrl: remote.url }), '--secret-ref', `env:${DEMO_TOKEN_ENV}`],
+        ['integration', 'set', INTEGRATION, '--type', 'demo', '--transport', JSON.stringify({ baseUrl: remote.url }), '--secret-ref', `env:${DEMO_TOKEN_ENV}`],
         env,
       );
       expect(set.code).toBe(0);
       await sql`update contacts set company = 'Renamed Ltd' where id = 3`.execute(database.db);
 
-      const exported = await runCli(['export', 'demo', 'contact', '3', '999', '--json'], env);
+      const exported = await runCli(['export', INTEGRATION, 'contact', '3', '999', '--json'], env);
       const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines).toEqual([
         expect.objectContaining({ id: '3', status: 'completed', written: 1 }),
@@ -92,9 +94,9 @@ describe('the demo, end to end through the CLI', () => {
       const rows = JSON.parse(status.stdout) as Array<{ entity_ids: string[]; status: string }>;
       expect(rows.map((r) => r.entity_ids[0]).sort()).toEqual(['3', '999']);
       const table = await runCli(['status'], env);
-      expect(table.stdout).toMatch(/demo_contact_export\s+demo\s+contact\s+3\s+completed/);
+      expect(table.stdout).toMatch(new RegExp(`demo_contact_export\\s+${INTEGRATION}\\s+contact\\s+3\\s+completed`));
 
-      const unknown = await runCli(['export', 'demo', 'deal', '1'], env);
+      const unknown = await runCli(['export', INTEGRATION, 'deal', '1'], env);
       expect(unknown.code).toBe(1);
       expect(unknown.stderr).toContain("tidesync: unknown connector 'deal' for integration type 'demo' (known: contact) [configuration]");
     } finally {

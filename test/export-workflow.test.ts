@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { type Demo, DEMO_TOKEN_ENV, setupDemo } from '../src/connectors/demo/demo-setup';
 import type { TidesyncDatabase } from '../src/db/schema';
 import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from '../src/search-attributes';
-import { createTestDatabase, startTestEngine, type TestEngine } from './helpers';
+import { createTestDatabase, startTestEngine, type TestEngine, uniqueName } from './helpers';
 
 describe('export workflow against the demo CRM', () => {
   let db: Kysely<TidesyncDatabase>;
@@ -13,7 +13,9 @@ describe('export workflow against the demo CRM', () => {
 
   beforeAll(async () => {
     ({ db, drop } = await createTestDatabase());
-    demo = await setupDemo({ db, contacts: 12 });
+    // Workflow ids include the integration name: a name of its own keeps this file's runs apart
+    // from other test files sharing the Temporal server.
+    demo = await setupDemo({ db, contacts: 12, integrationName: uniqueName('demo') });
     engine = await startTestEngine(db);
   });
   afterAll(async () => {
@@ -24,7 +26,8 @@ describe('export workflow against the demo CRM', () => {
   beforeEach(() => demo.remote.clearFaults());
 
   async function exportContact(id: number) {
-    const scheduled = await engine.client.scheduleExport({ integration: 'demo', connector: 'contact', id });
+    const scheduled = await engine.client.scheduleExport({ integration: demo.integration.name, connector: 'contact', id });
+    if (!scheduled.scheduled) throw new Error(`export of ${id} refused: ${scheduled.reason}`);
     return { scheduled, outcome: await engine.client.waitForExport(scheduled) };
   }
 
@@ -44,7 +47,7 @@ describe('export workflow against the demo CRM', () => {
   it('should create the contact remotely, record sync state and a completed execution', async () => {
     const { scheduled, outcome } = await exportContact(1);
     expect(outcome).toMatchObject({ ok: true, status: 'completed', counters: { read: 1, processed: 1, written: 1, failed: 0 } });
-    expect(scheduled.workflowId).toBe('export/demo/contact/1');
+    expect(scheduled.workflowId).toBe(`export/${demo.integration.name}/contact/1`);
     expect(scheduled.job).toBe('demo_contact_export');
 
     const state = await syncState(1);
@@ -59,11 +62,11 @@ describe('export workflow against the demo CRM', () => {
 
     const description = await engine.temporal.workflow.getHandle(scheduled.workflowId, scheduled.runId).describe();
     expect(description.type).toBe('demo_contact_export');
-    expect(description.typedSearchAttributes.get(INTEGRATION_ATTRIBUTE)).toBe('demo');
+    expect(description.typedSearchAttributes.get(INTEGRATION_ATTRIBUTE)).toBe(demo.integration.name);
     expect(description.typedSearchAttributes.get(CONNECTOR_ATTRIBUTE)).toBe('contact');
     expect(description.typedSearchAttributes.get(ENTITY_ID_ATTRIBUTE)).toBe('1');
     expect(description.typedSearchAttributes.get(STATUS_ATTRIBUTE)).toBe('completed');
-    expect(await description.staticSummary()).toBe('Export contact 1 to demo');
+    expect(await description.staticSummary()).toBe(`Export contact 1 to ${demo.integration.name}`);
   });
 
   it('should update after a local change and skip an unchanged entity without calling the remote', async () => {
@@ -136,9 +139,9 @@ describe('export workflow against the demo CRM', () => {
 
   it('should reject an unknown integration or connector at the call', async () => {
     await expect(engine.client.scheduleExport({ integration: 'nope', connector: 'contact', id: 1 })).rejects.toThrow(
-      "unknown integration 'nope' (configured: demo)",
+      `unknown integration 'nope' (configured: ${demo.integration.name})`,
     );
-    await expect(engine.client.scheduleExport({ integration: 'demo', connector: 'deal', id: 1 })).rejects.toThrow(
+    await expect(engine.client.scheduleExport({ integration: demo.integration.name, connector: 'deal', id: 1 })).rejects.toThrow(
       "unknown connector 'deal' for integration type 'demo' (known: contact)",
     );
   });

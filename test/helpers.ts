@@ -23,6 +23,11 @@ function requireEnv(name: string): string {
   return value;
 }
 
+/** A name no other test file uses, e.g. for integrations (workflow ids include it). */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomBytes(4).toString('hex')}`;
+}
+
 /** Creates a fresh, migrated database for one test file and returns a Kysely on it. */
 export async function createTestDatabase(): Promise<{ db: Kysely<TidesyncDatabase>; url: string; drop(): Promise<void> }> {
   const baseUrl = requireEnv('DATABASE_URL');

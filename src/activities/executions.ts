@@ -6,13 +6,14 @@ import type { FinishInput, RunRef } from './types';
 /** Records a run as running; a retried call for the same run changes nothing. */
 export async function beginExecutionRecord(
   db: Kysely<TidesyncDatabase>,
-  run: RunRef & { workflowId: string; runId: string; entityKeys: readonly string[] },
+  run: RunRef & { workflowId: string; runId: string; iteration: number; entityKeys: readonly string[] },
 ): Promise<void> {
   await db
     .insertInto('tidesync_job_execution')
     .values({
       workflow_id: run.workflowId,
       run_id: run.runId,
+      iteration: run.iteration,
       job: run.job,
       integration: run.integration,
       connector: run.connector,
@@ -21,7 +22,7 @@ export async function beginExecutionRecord(
       warnings: '[]',
       failures: '[]',
     })
-    .onConflict((oc) => oc.column('run_id').doNothing())
+    .onConflict((oc) => oc.columns(['run_id', 'iteration']).doNothing())
     .execute();
 }
 
@@ -43,6 +44,7 @@ export async function finishExecutionRecord(db: Kysely<TidesyncDatabase>, input:
       finished_at: new Date(),
     })
     .where('run_id', '=', input.runId)
+    .where('iteration', '=', input.iteration)
     .execute();
 }
 

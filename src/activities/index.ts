@@ -10,12 +10,11 @@ import { type Runtime, getJob } from '../runtime';
 import { beginExecutionRecord, finishExecutionRecord } from './executions';
 import { classified } from './failures';
 import { type SecretResolver, resolveSecret as defaultResolveSecret } from './secrets';
-import { hashSnapshot, idempotencyKey } from './snapshot';
-import { loadSyncStates, saveFailure, saveSynced } from './sync-state';
+import { planChanges } from './process-step';
+import { loadSyncStates, saveFailure, saveRemoved, saveSynced } from './sync-state';
 import type {
   ExecutionPlan,
   FinishInput,
-  PlannedChange,
   ProcessStepInput,
   ProcessStepOutput,
   ReadStepInput,
@@ -25,6 +24,7 @@ import type {
   StepInput,
   WriteStepInput,
   WriteStepOutput,
+  WrittenRecord,
 } from './types';
 
 /** What the activities need. */
@@ -53,7 +53,9 @@ export function createActivities(deps: ActivityDependencies) {
      * returns the steps to run.
      */
     beginExecution: classified(
-      async (input: RunRef & { workflowId: string; runId: string; entityKeys: string[] }): Promise<ExecutionPlan> => {
+      async (
+        input: RunRef & { workflowId: string; runId: string; iteration: number; entityKeys: string[] },
+      ): Promise<ExecutionPlan> => {
         const integration = await getIntegration(db, input.integration);
         const expected = connectors.exportWorkflowType(integration.type, input.connector);
         const job = getJob(runtime, input.job);
@@ -74,53 +76,15 @@ export function createActivities(deps: ActivityDependencies) {
 
     /**
      * Runs the processor on each entity with its sync state. A changeset equal to what was last
-     * pushed is skipped here, so no remote call is made for it.
+     * pushed is skipped here, so no remote call is made for it; a missing entity that was
+     * exported becomes a delete.
      */
     processStep: classified(async (input: ProcessStepInput): Promise<ProcessStepOutput> => {
       const step = stepOf(input);
       const integration = await getIntegration(db, input.integration);
-      const processor = services.get('processor', step.processor);
       const scope = { integrationId: input.integrationId, connector: input.connector };
-      const states = await loadSyncStates(db, scope, input.items.map((i) => i.key));
-      const changes: PlannedChange[] = [];
-      const skipped: Array<{ key: string; reason: string }> = [];
-      const failures: RecordFailure[] = [];
-      for (const item of input.items) {
-        const state = states.get(item.key) ?? null;
-        let result;
-        try {
-          result = await processor.process(item.entity, { integration, parameters: step.parameters, state });
-        } catch (err) {
-          // A processor that cannot map one record must not block the others.
-          failures.push({ key: item.key, step: step.name, code: 'processor_failed', message: (err as Error).message });
-          continue;
-        }
-        if (result.kind === 'skip') {
-          skipped.push({ key: item.key, reason: result.reason });
-          continue;
-        }
-        const hash = hashSnapshot(result.data);
-        if (state?.remoteId && state.snapshotHash === hash) {
-          skipped.push({ key: item.key, reason: 'unchanged since the last export' });
-          continue;
-        }
-        changes.push({
-          key: item.key,
-          operation: state?.remoteId ? 'update' : 'create',
-          data: result.data,
-          remoteId: state?.remoteId ?? null,
-          hash,
-          idempotencyKey: idempotencyKey({
-            integrationId: input.integrationId,
-            connector: input.connector,
-            step: step.name,
-            entityKey: item.key,
-            previousHash: state?.snapshotHash ?? null,
-            hash,
-          }),
-        });
-      }
-      return { changes, skipped, failures };
+      const states = await loadSyncStates(db, scope, [...input.items.map((i) => i.key), ...input.missing]);
+      return planChanges(input, step, integration, services.get('processor', step.processor), states);
     }),
 
     /**
@@ -136,22 +100,29 @@ export function createActivities(deps: ActivityDependencies) {
       const scope = { integrationId: input.integrationId, connector: input.connector };
       const states = await loadSyncStates(db, scope, input.changes.map((c) => c.key));
       const ctx = Context.current();
-      const written: Array<{ key: string; remoteId: string; operation: 'create' | 'update' }> = [];
+      const context = { integration, parameters: step.parameters, secret, signal: ctx.cancellationSignal };
+      const written: WrittenRecord[] = [];
       const failures: RecordFailure[] = [];
       for (const change of input.changes) {
         const state = states.get(change.key);
-        if (state?.snapshotHash === change.hash && state.remoteId) {
-          written.push({ key: change.key, remoteId: state.remoteId, operation: change.operation });
-          continue;
-        }
         ctx.heartbeat({ key: change.key });
         try {
-          const result = await writer.write(change, {
-            integration,
-            parameters: step.parameters,
-            secret,
-            signal: ctx.cancellationSignal,
-          });
+          if (change.operation === 'delete') {
+            if (state && state.status !== 'active') {
+              written.push({ key: change.key, remoteId: change.remoteId, operation: state.status === 'deleted' ? 'delete' : 'tombstone' });
+              continue;
+            }
+            const removal = writer.delete ? 'deleted' : 'tombstone';
+            if (writer.delete) await writer.delete(change, context);
+            await saveRemoved(db, scope, change.key, removal);
+            written.push({ key: change.key, remoteId: change.remoteId, operation: removal === 'deleted' ? 'delete' : 'tombstone' });
+            continue;
+          }
+          if (state?.snapshotHash === change.hash && state.remoteId && state.status === 'active') {
+            written.push({ key: change.key, remoteId: state.remoteId, operation: change.operation });
+            continue;
+          }
+          const result = await writer.write(change, context);
           await saveSynced(db, scope, {
             key: change.key,
             remoteId: result.remoteId,
@@ -166,7 +137,7 @@ export function createActivities(deps: ActivityDependencies) {
           failures.push({ key: change.key, step: step.name, code: err.code, message: err.message });
         }
       }
-      return { written, skipped: [], failures };
+      return { written, failures };
     }),
 
     /** Records the outcome of the run. */

@@ -33,6 +33,7 @@ export async function loadSyncStates(
         remoteVersion: r.remote_version,
         lastSyncedAt: r.last_synced_at,
         lastError: r.last_error,
+        status: r.status,
       },
     ]),
   );
@@ -51,6 +52,7 @@ export async function saveSynced(
     snapshot_hash: entity.hash,
     last_synced_at: new Date(),
     last_error: null,
+    status: 'active' as const,
     updated_at: new Date(),
   };
   await db
@@ -68,5 +70,24 @@ export async function saveFailure(db: Kysely<TidesyncDatabase>, scope: SyncScope
     .onConflict((oc) =>
       oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet({ last_error: error, updated_at: new Date() }),
     )
+    .execute();
+}
+
+/**
+ * Records that an entity deleted locally is gone: `deleted` when the remote record was deleted,
+ * `tombstone` when the writer cannot delete (the remote id is kept, so the record can be found).
+ */
+export async function saveRemoved(
+  db: Kysely<TidesyncDatabase>,
+  scope: SyncScope,
+  key: string,
+  status: 'deleted' | 'tombstone',
+): Promise<void> {
+  await db
+    .updateTable('tidesync_sync_state')
+    .set({ status, snapshot: null, snapshot_hash: null, last_synced_at: new Date(), last_error: null, updated_at: new Date() })
+    .where('integration_id', '=', scope.integrationId)
+    .where('connector', '=', scope.connector)
+    .where('entity_id', '=', key)
     .execute();
 }

@@ -34,7 +34,7 @@ export interface ReadItem {
 /** A change the processor produced, ready for the writer. */
 export interface PlannedChange {
   readonly key: string;
-  readonly operation: 'create' | 'update';
+  readonly operation: 'create' | 'update' | 'delete';
   readonly data: Entity;
   readonly remoteId: string | null;
   readonly hash: string;
@@ -84,6 +84,8 @@ export interface ReadStepOutput {
 /** Input of `processStep`. */
 export interface ProcessStepInput extends StepInput {
   readonly items: readonly ReadItem[];
+  /** Keys the reader did not find: deleted locally (or never existed). */
+  readonly missing: readonly string[];
 }
 
 /** Output of `processStep`. */
@@ -91,6 +93,15 @@ export interface ProcessStepOutput {
   readonly changes: readonly PlannedChange[];
   readonly skipped: readonly Skipped[];
   readonly failures: readonly RecordFailure[];
+  /** Missing keys that were never exported: nothing to delete remotely. */
+  readonly notFound: readonly string[];
+}
+
+/** A record the writer handled: created, updated, deleted remotely, or tombstoned locally. */
+export interface WrittenRecord {
+  readonly key: string;
+  readonly remoteId: string | null;
+  readonly operation: 'create' | 'update' | 'delete' | 'tombstone';
 }
 
 /** Input of `writeStep`. */
@@ -100,14 +111,14 @@ export interface WriteStepInput extends StepInput {
 
 /** Output of `writeStep`. */
 export interface WriteStepOutput {
-  readonly written: ReadonlyArray<{ readonly key: string; readonly remoteId: string; readonly operation: 'create' | 'update' }>;
-  readonly skipped: readonly Skipped[];
+  readonly written: readonly WrittenRecord[];
   readonly failures: readonly RecordFailure[];
 }
 
 /** Input of `finishExecution`. */
 export interface FinishInput {
   readonly runId: string;
+  readonly iteration: number;
   readonly status: ExecutionStatus;
   readonly counters: ExecutionCounters;
   readonly warnings: readonly string[];

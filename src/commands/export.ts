@@ -20,9 +20,10 @@ export async function exportCommand(
     const scheduled = await ctx.client.scheduleExports({ integration, connector, ids: ids.map(parseEntityId) });
     if (!options.wait) {
       for (const s of scheduled) {
-        console.log(options.json ? JSON.stringify(s) : `${s.key}\tscheduled\t${s.workflowId}\t${s.runId}`);
+        const text = s.scheduled ? `${s.key}\tscheduled\t${s.workflowId}\t${s.runId}` : `${s.key}\trefused\t${s.reason}`;
+        console.log(options.json ? JSON.stringify(s) : text);
       }
-      return 0;
+      return scheduled.every((s) => s.scheduled) ? 0 : 1;
     }
     let failed = 0;
     for (const s of scheduled) {
@@ -35,9 +36,17 @@ export async function exportCommand(
             skipped: outcome.counters.skipped,
             failed: outcome.counters.failed,
             detail: [...outcome.warnings, ...outcome.failures.map((f) => f.message)].join('; '),
-            workflowId: s.workflowId,
+            workflowId: outcome.workflowId,
           }
-        : { id: s.key, status: 'failed', written: 0, skipped: 0, failed: 1, detail: outcome.error, workflowId: s.workflowId };
+        : {
+            id: s.key,
+            status: s.scheduled ? 'failed' : 'refused',
+            written: 0,
+            skipped: 0,
+            failed: 1,
+            detail: outcome.error,
+            workflowId: outcome.workflowId,
+          };
       if (line.status !== 'completed') failed += 1;
       console.log(
         options.json

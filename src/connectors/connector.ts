@@ -32,6 +32,8 @@ export interface SyncState {
   readonly remoteVersion: string | null;
   readonly lastSyncedAt: Date | null;
   readonly lastError: string | null;
+  /** active: on the remote; deleted: deleted there after a local delete; tombstone: deleted locally only. */
+  readonly status: 'active' | 'deleted' | 'tombstone';
 }
 
 /**
@@ -90,9 +92,10 @@ export interface Processor {
 /** One change to push. */
 export interface Change {
   readonly key: string;
-  readonly operation: 'create' | 'update';
+  readonly operation: 'create' | 'update' | 'delete';
+  /** The remote's shape of the entity; empty for a delete. */
   readonly data: Entity;
-  /** Known remote id for updates; null for a create. */
+  /** Known remote id for updates and deletes; null for a create. */
   readonly remoteId: string | null;
   /** Stable across retries of this same change; send it to the remote as an idempotency key. */
   readonly idempotencyKey: string;
@@ -119,5 +122,11 @@ export interface WriteResult {
  * `PermanentRemoteError` (see `errors.ts`) so the engine can retry or record the failure.
  */
 export interface Writer {
+  /** Creates or updates the remote record. */
   write(change: Change, context: WriteContext): Promise<WriteResult>;
+  /**
+   * Deletes the remote record of an entity deleted locally; a record already gone is no error.
+   * Without it, a local delete is recorded as a tombstone in the sync state.
+   */
+  delete?(change: Change, context: WriteContext): Promise<void>;
 }

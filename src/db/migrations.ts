@@ -28,7 +28,9 @@ const migrations: Record<string, Migration> = {
         .createTable('tidesync_job_execution')
         .addColumn('id', 'bigserial', (col) => col.primaryKey())
         .addColumn('workflow_id', 'text', (col) => col.notNull())
-        .addColumn('run_id', 'text', (col) => col.notNull().unique())
+        .addColumn('run_id', 'text', (col) => col.notNull())
+        // One run exports again when changes arrive meanwhile: each pass is an iteration.
+        .addColumn('iteration', 'integer', (col) => col.notNull().defaultTo(1))
         .addColumn('job', 'text', (col) => col.notNull())
         .addColumn('integration', 'text', (col) => col.notNull())
         .addColumn('connector', 'text', (col) => col.notNull())
@@ -47,6 +49,7 @@ const migrations: Record<string, Migration> = {
         .addColumn('error', 'text')
         .addColumn('started_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
         .addColumn('finished_at', 'timestamptz')
+        .addUniqueConstraint('tidesync_job_execution_run_iteration', ['run_id', 'iteration'])
         .execute();
       await db.schema
         .createIndex('tidesync_job_execution_started_idx')
@@ -72,9 +75,40 @@ const migrations: Record<string, Migration> = {
         .addColumn('remote_version', 'text')
         .addColumn('last_synced_at', 'timestamptz')
         .addColumn('last_error', 'text')
+        // active: on the remote; deleted: deleted there after a local delete; tombstone: deleted
+        // locally but the writer cannot delete remotely.
+        .addColumn('status', 'text', (col) =>
+          col.notNull().defaultTo('active').check(sql`status in ('active', 'deleted', 'tombstone')`),
+        )
         .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
         .addPrimaryKeyConstraint('tidesync_sync_state_pk', ['integration_id', 'connector', 'entity_id'])
         .execute();
+    },
+  },
+
+  '2026_11_25_002_outbox': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('tidesync_outbox')
+        .addColumn('id', 'bigserial', (col) => col.primaryKey())
+        .addColumn('integration', 'text', (col) => col.notNull())
+        .addColumn('connector', 'text', (col) => col.notNull())
+        // A JSON scalar, or an object of column -> value for composite ids.
+        .addColumn('entity_id', 'jsonb', (col) => col.notNull())
+        .addColumn('operation', 'text', (col) =>
+          col.notNull().defaultTo('upsert').check(sql`operation in ('upsert', 'delete')`),
+        )
+        .addColumn('status', 'text', (col) =>
+          col.notNull().defaultTo('pending').check(sql`status in ('pending', 'dispatched', 'skipped')`),
+        )
+        .addColumn('skip_reason', 'text')
+        .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`clock_timestamp()`))
+        .addColumn('dispatched_at', 'timestamptz')
+        .execute();
+      // The relay only ever scans pending rows, oldest first.
+      await sql`create index tidesync_outbox_pending_idx on tidesync_outbox (id) where status = 'pending'`.execute(db);
     },
   },
 };

@@ -32,6 +32,8 @@ export interface JobExecutionTable {
   id: Generated<string>;
   workflow_id: string;
   run_id: string;
+  /** Pass number within the run (a run exports again when changes arrive meanwhile). */
+  iteration: Generated<number>;
   job: string;
   integration: string;
   connector: string;
@@ -62,7 +64,29 @@ export interface SyncStateTable {
   remote_version: string | null;
   last_synced_at: Timestamp | null;
   last_error: string | null;
+  status: Generated<SyncStatus>;
   updated_at: DefaultTimestamp;
+}
+
+/** Where an entity stands on the remote. */
+export type SyncStatus = 'active' | 'deleted' | 'tombstone';
+
+/** Status of an outbox row. */
+export type OutboxStatus = 'pending' | 'dispatched' | 'skipped';
+
+/** `tidesync_outbox`: exports requested in the application's own transactions. */
+export interface OutboxTable {
+  id: Generated<string>;
+  integration: string;
+  connector: string;
+  entity_id: ColumnType<string | number | Record<string, string | number>, string, string>;
+  operation: Generated<'upsert' | 'delete'>;
+  status: Generated<OutboxStatus>;
+  skip_reason: string | null;
+  attempts: Generated<number>;
+  last_error: string | null;
+  created_at: DefaultTimestamp;
+  dispatched_at: Timestamp | null;
 }
 
 /** Every table tidesync owns. */
@@ -70,4 +94,5 @@ export interface TidesyncDatabase {
   tidesync_integration: IntegrationTable;
   tidesync_job_execution: JobExecutionTable;
   tidesync_sync_state: SyncStateTable;
+  tidesync_outbox: OutboxTable;
 }

@@ -1,23 +1,28 @@
 /**
  * The export workflow. Its workflow type is the export job's name (`demo_contact_export`), so
  * it is registered as the default (dynamic) workflow and reads its job from `workflowInfo()`.
- * For each step it runs read -> process -> write as activities, then records the outcome.
+ * A pass runs each step's read -> process -> write activities and records the outcome; changes
+ * signalled during a pass make it run one more pass, so a burst of changes to one entity costs at
+ * most one write in flight plus one follow-up, and the remote ends with the latest state.
  */
 import {
-  ApplicationFailure,
   ActivityFailure,
+  ApplicationFailure,
+  continueAsNew,
   proxyActivities,
   setCurrentDetails,
+  setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 // Only import the activity types: workflow code must stay free of I/O.
 import type { ExportActivities } from '../activities';
-import type { ExecutionCounters, RecordFailure } from '../activities/types';
+import type { ExecutionCounters, RecordFailure, WrittenRecord } from '../activities/types';
 import type { ExecutionStatus } from '../db/schema';
 import { type EntityId, encodeEntityId } from '../entity-id';
 import { STATUS_ATTRIBUTE } from '../search-attributes';
-import { DATABASE_ACTIVITY_OPTIONS, WRITE_ACTIVITY_OPTIONS } from './options';
+import { DATABASE_ACTIVITY_OPTIONS, MAX_PASSES_PER_RUN, WRITE_ACTIVITY_OPTIONS } from './options';
+import { changedSignal } from './signals';
 
 /** Input of an export run. Holds names and ids only: never a secret. */
 export interface ExportInput {
@@ -26,13 +31,15 @@ export interface ExportInput {
   readonly ids: readonly EntityId[];
 }
 
-/** What an export run returns (also kept in its execution record). */
+/** What an export run returns (each pass is also kept in its execution record). */
 export interface ExportResult {
   readonly status: ExecutionStatus;
+  /** How many passes this run made (more than one when changes arrived meanwhile). */
+  readonly passes: number;
   readonly counters: ExecutionCounters;
   readonly warnings: readonly string[];
   readonly failures: readonly RecordFailure[];
-  readonly written: ReadonlyArray<{ key: string; remoteId: string; operation: 'create' | 'update' }>;
+  readonly written: readonly WrittenRecord[];
 }
 
 const dbActivities = proxyActivities<ExportActivities>(DATABASE_ACTIVITY_OPTIONS);
@@ -40,62 +47,108 @@ const writeActivities = proxyActivities<ExportActivities>(WRITE_ACTIVITY_OPTIONS
 
 /** Runs the export job named by this workflow's type for the given entities. */
 export async function exportJob(input: ExportInput): Promise<ExportResult> {
-  const info = workflowInfo();
-  const run = { job: info.workflowType, integration: input.integration, connector: input.connector };
-  const entityKeys = input.ids.map((id) => encodeEntityId(id));
+  let changed = false;
+  setHandler(changedSignal, () => {
+    changed = true;
+  });
+
   const counters: ExecutionCounters = { read: 0, processed: 0, written: 0, skipped: 0, failed: 0 };
   const warnings: string[] = [];
   const failures: RecordFailure[] = [];
-  const written: Array<{ key: string; remoteId: string; operation: 'create' | 'update' }> = [];
+  const written: WrittenRecord[] = [];
+  let status: ExecutionStatus = 'completed';
+  let passes = 0;
+  const coverChanges = () => {
+    // Called just before a pass reads the entity: changes signalled so far are in what it reads.
+    changed = false;
+  };
+  do {
+    passes += 1;
+    const pass = await runPass(input, passes, coverChanges);
+    for (const key of Object.keys(counters) as Array<keyof ExecutionCounters>) counters[key] += pass.counters[key];
+    warnings.push(...pass.warnings);
+    failures.push(...pass.failures);
+    written.push(...pass.written);
+    if (pass.status !== 'completed') status = pass.status;
+    if (pass.status === 'failed') {
+      throw ApplicationFailure.create({ message: pass.error ?? 'export failed', type: 'ExportStepFailed', nonRetryable: true });
+    }
+  } while (changed && passes < MAX_PASSES_PER_RUN && !workflowInfo().continueAsNewSuggested);
+
+  if (changed) {
+    // Keep the history small: a new run starts with a fresh history and exports the latest state.
+    await continueAsNew<typeof exportJob>(input);
+  }
+  return { status, passes, counters, warnings, failures, written };
+}
+
+interface PassResult {
+  status: ExecutionStatus;
+  error: string | null;
+  counters: ExecutionCounters;
+  warnings: string[];
+  failures: RecordFailure[];
+  written: WrittenRecord[];
+}
+
+/** One pass: every step in order, recorded as one job execution. */
+async function runPass(input: ExportInput, iteration: number, beforeFirstRead: () => void): Promise<PassResult> {
+  const info = workflowInfo();
+  const run = { job: info.workflowType, integration: input.integration, connector: input.connector };
+  const counters: ExecutionCounters = { read: 0, processed: 0, written: 0, skipped: 0, failed: 0 };
+  const warnings: string[] = [];
+  const failures: RecordFailure[] = [];
+  const written: WrittenRecord[] = [];
   let failedStep: string | null = null;
   let error: string | null = null;
 
   upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: 'running' }]);
-  const plan = await dbActivities.beginExecution({ ...run, workflowId: info.workflowId, runId: info.runId, entityKeys });
+  const entityKeys = input.ids.map((id) => encodeEntityId(id));
+  const plan = await dbActivities.beginExecution({ ...run, workflowId: info.workflowId, runId: info.runId, iteration, entityKeys });
 
   for (const step of plan.steps) {
     const stepInput = { ...run, integrationId: plan.integrationId, step: step.name };
     try {
-      setCurrentDetails(`**${step.title}**: reading ${input.ids.length} entities`);
+      setCurrentDetails(`pass ${iteration}, **${step.title}**: reading ${input.ids.length} entities`);
+      if (step === plan.steps[0]) beforeFirstRead();
       const read = await dbActivities.readStep({ ...stepInput, ids: input.ids });
       counters.read += read.items.length;
-      counters.skipped += read.missing.length;
-      for (const key of read.missing) warnings.push(`${step.name}: entity ${key} not found`);
 
-      setCurrentDetails(`**${step.title}**: processing ${read.items.length} entities`);
-      const processed = await dbActivities.processStep({ ...stepInput, items: read.items });
+      setCurrentDetails(`pass ${iteration}, **${step.title}**: processing ${read.items.length} entities`);
+      const processed = await dbActivities.processStep({ ...stepInput, items: read.items, missing: read.missing });
       counters.processed += read.items.length - processed.failures.length;
-      counters.skipped += processed.skipped.length;
+      counters.skipped += processed.skipped.length + processed.notFound.length;
+      for (const key of processed.notFound) warnings.push(`${step.name}: entity ${key} not found`);
       for (const s of processed.skipped) warnings.push(`${step.name}: entity ${s.key} skipped: ${s.reason}`);
       failures.push(...processed.failures);
 
-      setCurrentDetails(`**${step.title}**: writing ${processed.changes.length} changes`);
+      setCurrentDetails(`pass ${iteration}, **${step.title}**: writing ${processed.changes.length} changes`);
       const result = await writeActivities.writeStep({ ...stepInput, changes: processed.changes });
-      counters.written += result.written.length;
+      for (const w of result.written) {
+        if (w.operation === 'tombstone') {
+          counters.skipped += 1;
+          warnings.push(`${step.name}: entity ${w.key} was deleted locally; recorded a tombstone (the writer cannot delete)`);
+        } else {
+          counters.written += 1;
+          if (w.operation === 'delete') warnings.push(`${step.name}: entity ${w.key} was deleted locally; deleted it on the remote`);
+        }
+      }
       written.push(...result.written);
       failures.push(...result.failures);
     } catch (err) {
       // A failed step stops the job; the record says which step and why.
       failedStep = step.name;
-      error = describe(err);
+      error = `step '${step.name}' failed: ${describe(err)}`;
       break;
     }
   }
   counters.failed = failures.length;
 
   const status: ExecutionStatus = failedStep ? 'failed' : failures.length > 0 ? 'completed_with_failures' : 'completed';
-  await dbActivities.finishExecution({ runId: info.runId, status, counters, warnings, failures, failedStep, error });
+  await dbActivities.finishExecution({ runId: info.runId, iteration, status, counters, warnings, failures, failedStep, error });
   upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status }]);
-  setCurrentDetails(`**${status}**: written ${counters.written}, skipped ${counters.skipped}, failed ${counters.failed}`);
-
-  if (failedStep) {
-    throw ApplicationFailure.create({
-      message: `step '${failedStep}' failed: ${error}`,
-      type: 'ExportStepFailed',
-      nonRetryable: true,
-    });
-  }
-  return { status, counters, warnings, failures, written };
+  setCurrentDetails(`pass ${iteration} **${status}**: written ${counters.written}, skipped ${counters.skipped}, failed ${counters.failed}`);
+  return { status, error, counters, warnings, failures, written };
 }
 
 /** The innermost message of an activity failure: what actually went wrong. */

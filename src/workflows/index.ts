@@ -6,5 +6,6 @@
 import { exportJob } from './export-job';
 
 export { exportJob };
+export { changedSignal } from './signals';
 export type { ExportInput, ExportResult } from './export-job';
 export default exportJob;

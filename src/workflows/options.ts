@@ -32,3 +32,9 @@ export const WRITE_ACTIVITY_OPTIONS: ActivityOptions = {
     nonRetryableErrorTypes: NON_RETRYABLE,
   },
 };
+
+/**
+ * Passes one run makes before it continues as new. Each pass adds about 17 history events, so
+ * this keeps a busy entity's history far below Temporal's limits.
+ */
+export const MAX_PASSES_PER_RUN = 25;

@@ -1,0 +1,70 @@
+/** The process activity: entity + sync state -> a planned change, a skip, or a failure. */
+import type { Integration, Processor, SyncState } from '../connectors/connector';
+import type { StepDefinition } from '../jobs/definition';
+import { hashSnapshot, idempotencyKey } from './snapshot';
+import type { PlannedChange, ProcessStepInput, ProcessStepOutput, RecordFailure, Skipped } from './types';
+
+/** Plans the changes of one step for entities read (and missing) by its reader. */
+export async function planChanges(
+  input: ProcessStepInput,
+  step: StepDefinition,
+  integration: Integration,
+  processor: Processor,
+  states: ReadonlyMap<string, SyncState>,
+): Promise<ProcessStepOutput> {
+  const changes: PlannedChange[] = [];
+  const skipped: Skipped[] = [];
+  const failures: RecordFailure[] = [];
+  const notFound: string[] = [];
+  const keyOf = (key: string, previousHash: string | null, hash: string) =>
+    idempotencyKey({ integrationId: input.integrationId, connector: input.connector, step: step.name, entityKey: key, previousHash, hash });
+
+  for (const item of input.items) {
+    const state = states.get(item.key) ?? null;
+    let result;
+    try {
+      result = await processor.process(item.entity, { integration, parameters: step.parameters, state });
+    } catch (err) {
+      // A processor that cannot map one record must not block the others.
+      failures.push({ key: item.key, step: step.name, code: 'processor_failed', message: (err as Error).message });
+      continue;
+    }
+    if (result.kind === 'skip') {
+      skipped.push({ key: item.key, reason: result.reason });
+      continue;
+    }
+    const onRemote = state?.remoteId && state.status === 'active' ? state : null;
+    const hash = hashSnapshot(result.data);
+    if (onRemote && onRemote.snapshotHash === hash) {
+      skipped.push({ key: item.key, reason: 'unchanged since the last export' });
+      continue;
+    }
+    changes.push({
+      key: item.key,
+      operation: onRemote ? 'update' : 'create',
+      data: result.data,
+      remoteId: onRemote?.remoteId ?? null,
+      hash,
+      idempotencyKey: keyOf(item.key, onRemote?.snapshotHash ?? null, hash),
+    });
+  }
+
+  for (const key of input.missing) {
+    const state = states.get(key);
+    if (!state?.remoteId || state.status !== 'active') {
+      // Never exported, or its removal is already recorded: nothing to do remotely.
+      if (state && state.status !== 'active') skipped.push({ key, reason: `already ${state.status === 'deleted' ? 'deleted remotely' : 'tombstoned'}` });
+      else notFound.push(key);
+      continue;
+    }
+    changes.push({
+      key,
+      operation: 'delete',
+      data: {},
+      remoteId: state.remoteId,
+      hash: 'deleted',
+      idempotencyKey: keyOf(key, state.snapshotHash, 'deleted'),
+    });
+  }
+  return { changes, skipped, failures, notFound };
+}
