@@ -8,6 +8,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  condition,
   continueAsNew,
   proxyActivities,
   setCurrentDetails,
@@ -21,7 +22,13 @@ import type { ExecutionCounters, RecordFailure, WrittenRecord } from '../activit
 import type { ExecutionStatus } from '../db/schema';
 import { type EntityId, encodeEntityId } from '../entity-id';
 import { STATUS_ATTRIBUTE } from '../search-attributes';
-import { DATABASE_ACTIVITY_OPTIONS, MAX_PASSES_PER_RUN, WRITE_ACTIVITY_OPTIONS } from './options';
+import {
+  DATABASE_ACTIVITY_OPTIONS,
+  FOLLOW_UP_MAX_WAIT_MS,
+  FOLLOW_UP_QUIET_PERIOD,
+  MAX_PASSES_PER_RUN,
+  WRITE_ACTIVITY_OPTIONS,
+} from './options';
 import { changedSignal } from './signals';
 
 /** Input of an export run. Holds names and ids only: never a secret. */
@@ -48,8 +55,10 @@ const writeActivities = proxyActivities<ExportActivities>(WRITE_ACTIVITY_OPTIONS
 /** Runs the export job named by this workflow's type for the given entities. */
 export async function exportJob(input: ExportInput): Promise<ExportResult> {
   let changed = false;
+  let signals = 0;
   setHandler(changedSignal, () => {
     changed = true;
+    signals += 1;
   });
 
   const counters: ExecutionCounters = { read: 0, processed: 0, written: 0, skipped: 0, failed: 0 };
@@ -63,6 +72,14 @@ export async function exportJob(input: ExportInput): Promise<ExportResult> {
     changed = false;
   };
   do {
+    if (passes > 0) {
+      // A follow-up: let the burst that caused it end first (no new change for a quiet period).
+      const deadline = Date.now() + FOLLOW_UP_MAX_WAIT_MS;
+      let seen: number;
+      do {
+        seen = signals;
+      } while ((await condition(() => signals !== seen, FOLLOW_UP_QUIET_PERIOD)) && Date.now() < deadline);
+    }
     passes += 1;
     const pass = await runPass(input, passes, coverChanges);
     for (const key of Object.keys(counters) as Array<keyof ExecutionCounters>) counters[key] += pass.counters[key];

@@ -38,3 +38,13 @@ export const WRITE_ACTIVITY_OPTIONS: ActivityOptions = {
  * this keeps a busy entity's history far below Temporal's limits.
  */
 export const MAX_PASSES_PER_RUN = 25;
+
+/**
+ * After a pass, when more changes arrived meanwhile, wait until no change has arrived for this long
+ * before the follow-up pass, so a burst of changes costs one follow-up write, not one per change.
+ * The first pass of a run starts at once: a lone change is exported without delay.
+ */
+export const FOLLOW_UP_QUIET_PERIOD = '500 milliseconds';
+
+/** The longest a follow-up pass waits for a burst to end (a steady stream must still be exported). */
+export const FOLLOW_UP_MAX_WAIT_MS = 10_000;

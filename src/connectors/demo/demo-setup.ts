@@ -68,11 +68,18 @@ export interface RemoteComparison {
 
 /**
  * Reads every local contact back from the remote (by the remote id in its sync state) and
- * compares the fields the processor maps. Contacts the processor skips are not expected remotely.
+ * compares the fields the processor maps (all contacts, or those in `ids`). Contacts the processor
+ * skips are not expected remotely.
  */
-export async function compareRemoteWithLocal(demo: Demo, db: Kysely<TidesyncDatabase>): Promise<RemoteComparison> {
+export async function compareRemoteWithLocal(
+  demo: Demo,
+  db: Kysely<TidesyncDatabase>,
+  ids?: readonly number[],
+): Promise<RemoteComparison> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const contacts = (await (db as Kysely<any>).selectFrom('contacts').selectAll().orderBy('id').execute()) as LocalContact[];
+  let query = (db as Kysely<any>).selectFrom('contacts').selectAll().orderBy('id');
+  if (ids) query = query.where('id', 'in', ids);
+  const contacts = (await query.execute()) as LocalContact[];
   const states = await db
     .selectFrom('tidesync_sync_state')
     .select(['entity_id', 'remote_id'])

@@ -1,0 +1,195 @@
+/**
+ * The outbox relay: claims pending outbox rows with `FOR UPDATE SKIP LOCKED` (so relays can run
+ * side by side), hands each entity to Temporal with signal-with-start, and marks the rows. It wakes
+ * on NOTIFY for low latency and polls as a fallback. While Temporal is unreachable the rows stay
+ * pending and are delivered once it is back; a row delivered twice has no second effect, because
+ * the entity's workflow exports the current state and skips what is already on the remote.
+ */
+import { Client as PgClient } from 'pg';
+import type { Kysely } from 'kysely';
+import type { TidesyncClient } from '../client';
+import { ConfigurationError } from '../connectors/errors';
+import type { TidesyncDatabase } from '../db/schema';
+import { encodeEntityId, type EntityId } from '../entity-id';
+import { OUTBOX_CHANNEL } from './enqueue';
+
+/** Options of `OutboxRelay`. */
+export interface OutboxRelayOptions {
+  readonly db: Kysely<TidesyncDatabase>;
+  /** Used for a dedicated LISTEN connection. */
+  readonly databaseUrl: string;
+  readonly client: TidesyncClient;
+  /** Rows claimed per transaction; default 200. */
+  readonly batchSize?: number;
+  /** Poll interval when no NOTIFY arrives; default 1000 ms. */
+  readonly pollIntervalMs?: number;
+  /** Longest wait between retries while Temporal or the database fails; default 5000 ms. */
+  readonly maxRetryDelayMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+/** What one batch did. */
+export interface RelayBatch {
+  readonly claimed: number;
+  readonly dispatched: number;
+  readonly skipped: number;
+}
+
+interface Group {
+  readonly integration: string;
+  readonly connector: string;
+  readonly ids: Map<string, { id: EntityId; rowIds: string[] }>;
+}
+
+/** Moves outbox rows to Temporal. `start()` runs it in the background; `stop()` ends it. */
+export class OutboxRelay {
+  readonly #options: Required<Omit<OutboxRelayOptions, 'log'>> & { log: (line: string) => void };
+  #running: Promise<void> | undefined;
+  #stopped = false;
+  #wake: (() => void) | undefined;
+  #listener: PgClient | undefined;
+
+  constructor(options: OutboxRelayOptions) {
+    this.#options = {
+      batchSize: 200,
+      pollIntervalMs: 1000,
+      maxRetryDelayMs: 5000,
+      log: () => undefined,
+      ...options,
+    };
+  }
+
+  /** Starts relaying in the background. */
+  start(): void {
+    this.#running ??= this.#loop();
+  }
+
+  /** Stops relaying and waits for the batch in progress to finish. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    await this.#running;
+    await this.#listener?.end().catch(() => undefined);
+    this.#listener = undefined;
+  }
+
+  /** Claims and dispatches one batch; throws (leaving rows pending) when Temporal is unreachable. */
+  async dispatchBatch(): Promise<RelayBatch> {
+    const { db, batchSize, client } = this.#options;
+    return db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .selectFrom('tidesync_outbox')
+        .select(['id', 'integration', 'connector', 'entity_id'])
+        .where('status', '=', 'pending')
+        .orderBy('id')
+        .limit(batchSize)
+        .forUpdate()
+        .skipLocked()
+        .execute();
+      if (rows.length === 0) return { claimed: 0, dispatched: 0, skipped: 0 };
+
+      // One signal per entity, however many rows (changes) it has in this batch.
+      const groups = new Map<string, Group>();
+      for (const row of rows) {
+        const groupKey = JSON.stringify([row.integration, row.connector]);
+        let group = groups.get(groupKey);
+        if (!group) groups.set(groupKey, (group = { integration: row.integration, connector: row.connector, ids: new Map() }));
+        const key = encodeEntityId(row.entity_id);
+        const entry = group.ids.get(key) ?? { id: row.entity_id, rowIds: [] };
+        entry.rowIds.push(row.id);
+        group.ids.set(key, entry);
+      }
+
+      const dispatched: string[] = [];
+      const skipped = new Map<string, string[]>();
+      const skip = (reason: string, rowIds: string[]) => skipped.set(reason, [...(skipped.get(reason) ?? []), ...rowIds]);
+      for (const group of groups.values()) {
+        const entries = [...group.ids.values()];
+        let results;
+        try {
+          results = await client.scheduleExports({ integration: group.integration, connector: group.connector, ids: entries.map((e) => e.id) });
+        } catch (err) {
+          // Unknown integration or connector: no retry will help; keep the rows, with the reason.
+          if (!(err instanceof ConfigurationError)) throw err;
+          skip(err.message, entries.flatMap((e) => e.rowIds));
+          continue;
+        }
+        results.forEach((result, i) => {
+          const rowIds = entries[i]?.rowIds ?? [];
+          if (result.scheduled) dispatched.push(...rowIds);
+          else skip(result.reason, rowIds);
+        });
+      }
+
+      if (dispatched.length > 0) {
+        await trx
+          .updateTable('tidesync_outbox')
+          .set((eb) => ({ status: 'dispatched', dispatched_at: new Date(), attempts: eb('attempts', '+', 1), last_error: null }))
+          .where('id', 'in', dispatched)
+          .execute();
+      }
+      for (const [reason, rowIds] of skipped) {
+        await trx
+          .updateTable('tidesync_outbox')
+          .set({ status: 'skipped', skip_reason: reason, dispatched_at: new Date() })
+          .where('id', 'in', rowIds)
+          .execute();
+      }
+      const skippedCount = [...skipped.values()].reduce((n, ids) => n + ids.length, 0);
+      return { claimed: rows.length, dispatched: dispatched.length, skipped: skippedCount };
+    });
+  }
+
+  async #loop(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopped) {
+      await this.#ensureListening();
+      let batch: RelayBatch | undefined;
+      try {
+        batch = await this.dispatchBatch();
+        failures = 0;
+      } catch (err) {
+        failures += 1;
+        const delay = Math.min(this.#options.maxRetryDelayMs, 100 * 2 ** failures);
+        this.#options.log(`outbox relay: ${(err as Error).message}; retrying in ${delay} ms`);
+        await this.#sleep(delay);
+        continue;
+      }
+      // A full batch means more may be waiting: go again at once.
+      if (batch.claimed < this.#options.batchSize) await this.#sleep(this.#options.pollIntervalMs);
+    }
+  }
+
+  /** Sleeps until `ms` pass, a NOTIFY arrives, or the relay stops. */
+  #sleep(ms: number): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  /** Keeps one LISTEN connection open; without it the relay still works, by polling. */
+  async #ensureListening(): Promise<void> {
+    if (this.#listener || this.#stopped) return;
+    const listener = new PgClient({ connectionString: this.#options.databaseUrl });
+    listener.on('notification', () => this.#wake?.());
+    listener.on('error', (err) => {
+      this.#options.log(`outbox relay: LISTEN connection lost (${err.message}); polling until it is back`);
+      if (this.#listener === listener) this.#listener = undefined;
+      listener.end().catch(() => undefined);
+    });
+    try {
+      await listener.connect();
+      await listener.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      this.#listener = listener;
+    } catch (err) {
+      this.#options.log(`outbox relay: cannot LISTEN (${(err as Error).message}); polling`);
+      await listener.end().catch(() => undefined);
+    }
+  }
+}

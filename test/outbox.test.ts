@@ -1,0 +1,172 @@
+import { type Kysely, sql } from 'kysely';
+import { compareRemoteWithLocal, type Demo, setupDemo } from '../src/connectors/demo/demo-setup';
+import type { TidesyncDatabase } from '../src/db/schema';
+import { upsertIntegration } from '../src/integrations';
+import { enqueueExport, enqueueExports } from '../src/outbox/enqueue';
+import { OutboxRelay } from '../src/outbox/relay';
+import { createTestDatabase, startTestEngine, type TestEngine, uniqueName, waitFor } from './helpers';
+
+describe('transactional outbox and relay', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let db: Kysely<TidesyncDatabase>;
+  let demo: Demo;
+  let engine: TestEngine;
+  let relay: OutboxRelay;
+  const integration = uniqueName('demo');
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = database.db;
+    demo = await setupDemo({ db, contacts: 40, integrationName: integration });
+    engine = await startTestEngine(db);
+    relay = new OutboxRelay({ db, databaseUrl: database.url, client: engine.client });
+    relay.start();
+  });
+  afterAll(async () => {
+    await relay?.stop();
+    await engine?.close();
+    await demo?.remote.stop();
+    await database?.drop();
+  });
+
+  const remoteIdOf = async (id: number) =>
+    (
+      await db
+        .selectFrom('tidesync_sync_state')
+        .select('remote_id')
+        .where('integration_id', '=', demo.integration.id)
+        .where('entity_id', '=', String(id))
+        .executeTakeFirst()
+    )?.remote_id;
+
+  const outboxRows = (id: number) =>
+    db.selectFrom('tidesync_outbox').selectAll().where('integration', '=', integration).where(sql<boolean>`entity_id = to_jsonb(${id}::int)`).execute();
+
+  it('should export nothing for a rolled-back transaction and export a committed one', async () => {
+    await expect(
+      db.transaction().execute(async (trx) => {
+        await sql`update contacts set phone = 'rolled back' where id = 1`.execute(trx);
+        await enqueueExport(trx, { integration, connector: 'contact', id: 1 });
+        throw new Error('the app changed its mind');
+      }),
+    ).rejects.toThrow('the app changed its mind');
+    await db.transaction().execute(async (trx) => {
+      await sql`update contacts set phone = 'committed' where id = 2`.execute(trx);
+      await enqueueExport(trx, { integration, connector: 'contact', id: 2 });
+    });
+
+    const remoteId = await waitFor('contact 2 on the remote', () => remoteIdOf(2));
+    expect((await demo.crm.get(remoteId))?.phone).toBe('committed');
+    expect(await outboxRows(1)).toEqual([]);
+    expect(await remoteIdOf(1)).toBeUndefined();
+    expect(await outboxRows(2)).toEqual([expect.objectContaining({ status: 'dispatched', attempts: 1 })]);
+  });
+
+  it('should fold a burst of 1,000 updates to 10 entities into at most two writes each', async () => {
+    const ids = Array.from({ length: 10 }, (_, i) => 11 + i);
+    await db.transaction().execute((trx) => enqueueExports(trx, { integration, connector: 'contact', ids }));
+    await waitFor('the 10 contacts on the remote', async () => (await Promise.all(ids.map(remoteIdOf))).every(Boolean));
+    await waitForIdle(ids);
+    demo.remote.resetStats();
+
+    // 1,000 committed transactions, 20 at a time, each changing one of the 10 contacts.
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        for (let i = next++; i < 1000; i = next++) {
+          const id = ids[i % ids.length] as number;
+          await db.transaction().execute(async (trx) => {
+            await sql`update contacts set phone = ${`burst-${i}`} where id = ${id}`.execute(trx);
+            await enqueueExport(trx, { integration, connector: 'contact', id });
+          });
+        }
+      }),
+    );
+
+    await waitForIdle(ids);
+    const comparison = await compareRemoteWithLocal(demo, db, ids);
+    expect(comparison.mismatches).toEqual([]);
+    const writes = demo.remote.stats().writesByContact;
+    for (const id of ids) {
+      const remoteId = (await remoteIdOf(id)) as string;
+      // Named in the failure message: which contact got how many writes.
+      expect({ id, writes: Math.min(Math.max(writes[remoteId] ?? 0, 1), 2) }).toEqual({ id, writes: writes[remoteId] });
+    }
+    const phones = await sql<{ phone: string }>`select phone from contacts where id = any(${ids}) order by id`.execute(db);
+    expect(phones.rows.every((r) => r.phone.startsWith('burst-'))).toBe(true);
+  });
+
+  it('should let two relays run side by side and dispatch each row once', async () => {
+    const second = new OutboxRelay({ db, databaseUrl: database.url, client: engine.client });
+    second.start();
+    try {
+      const ids = Array.from({ length: 15 }, (_, i) => 21 + i);
+      for (const id of ids) {
+        await db.transaction().execute((trx) => enqueueExport(trx, { integration, connector: 'contact', id }));
+      }
+      await waitFor('15 rows dispatched', async () => {
+        const rows = await db.selectFrom('tidesync_outbox').select('status').where(sql<boolean>`(entity_id)::int between 21 and 35`).execute();
+        return rows.length === 15 && rows.every((r) => r.status === 'dispatched');
+      });
+      const rows = await db.selectFrom('tidesync_outbox').select(['attempts']).where(sql<boolean>`(entity_id)::int between 21 and 35`).execute();
+      expect(rows.map((r) => r.attempts)).toEqual(Array(15).fill(1));
+      await waitForIdle(ids);
+      const writes = demo.remote.stats().writesByContact;
+      for (const id of ids) expect(writes[(await remoteIdOf(id)) as string]).toBe(1);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('should mark rows of a disabled or one-way integration skipped with the reason, never drop them', async () => {
+    const disabled = uniqueName('off');
+    await upsertIntegration(db, { type: 'demo', name: disabled, enabled: false, transport: demo.integration.transport });
+    const oneWay = uniqueName('oneway');
+    await upsertIntegration(db, { type: 'demo', name: oneWay, twoWaySync: false, transport: demo.integration.transport });
+    await db.transaction().execute(async (trx) => {
+      await enqueueExport(trx, { integration: disabled, connector: 'contact', id: 36 });
+      await enqueueExport(trx, { integration: oneWay, connector: 'contact', id: 36 });
+      await enqueueExport(trx, { integration: 'no_such_integration', connector: 'contact', id: 36 });
+    });
+    const rows = await waitFor('three rows skipped', async () => {
+      const found = await db
+        .selectFrom('tidesync_outbox')
+        .select(['integration', 'status', 'skip_reason'])
+        .where('integration', 'in', [disabled, oneWay, 'no_such_integration'])
+        .orderBy('id')
+        .execute();
+      return found.every((r) => r.status === 'skipped') && found.length === 3 && found;
+    });
+    expect(rows.map((r) => r.skip_reason)).toEqual([
+      `integration '${disabled}' is disabled`,
+      `integration '${oneWay}' has two-way sync turned off`,
+      expect.stringMatching(/^unknown integration 'no_such_integration'/),
+    ]);
+    expect(await engine.client.scheduleExport({ integration: disabled, connector: 'contact', id: 36 })).toEqual({
+      scheduled: false,
+      key: '36',
+      reason: `integration '${disabled}' is disabled`,
+    });
+  });
+
+  it('should reject bad input to enqueueExport with the value named', async () => {
+    await expect(
+      db.transaction().execute((trx) => enqueueExport(trx, { integration, connector: 'contact', id: { tenant: null } as never })),
+    ).rejects.toThrow('entity id {"tenant":null} is not valid');
+    await expect(
+      db.transaction().execute((trx) => enqueueExport(trx, { integration: '', connector: 'contact', id: 1 })),
+    ).rejects.toThrow('integration "" is not valid: expected a non-empty string');
+  });
+
+  /** Waits until no export workflow of these entities is running. */
+  async function waitForIdle(ids: number[]): Promise<void> {
+    await waitFor('pending outbox rows to be dispatched', async () => {
+      const pending = await db.selectFrom('tidesync_outbox').select('id').where('status', '=', 'pending').execute();
+      return pending.length === 0;
+    });
+    for (const id of ids) {
+      const handle = engine.temporal.workflow.getHandle(`export/${integration}/contact/${id}`);
+      await handle.result();
+    }
+  }
+});
