@@ -8,6 +8,8 @@ import { exportCommand } from './commands/export';
 import { integrationListCommand, integrationSetCommand } from './commands/integration';
 import { statusCommand } from './commands/status';
 import { workerCommand } from './commands/worker';
+import { relayCommand } from './commands/relay';
+import { captureInstallCommand, captureRemoveCommand } from './commands/capture';
 import { DEFAULT_UI_PORT } from './stack/temporal-server';
 import { TidesyncError } from './connectors/errors';
 import { installRuntime } from './worker';
@@ -55,8 +57,31 @@ program
 
 program
   .command('worker')
-  .description('run the worker against DATABASE_URL and TEMPORAL_ADDRESS (or a running `tidesync dev`)')
-  .action(action(() => workerCommand()));
+  .description('run the worker (and an outbox relay) against DATABASE_URL and TEMPORAL_ADDRESS (or a running `tidesync dev`)')
+  .option('--no-relay', 'do not run an outbox relay in this process')
+  .action(action((opts: { relay: boolean }) => workerCommand(opts)));
+
+program
+  .command('relay')
+  .description('move outbox rows to Temporal (FOR UPDATE SKIP LOCKED: several relays may run side by side)')
+  .action(action(() => relayCommand()));
+
+const capture = program.command('capture').description('change capture triggers that fill the outbox without app code');
+capture
+  .command('install')
+  .description("install triggers on the connector's table: inserts, deletes, and updates of watched fields")
+  .requiredOption('--integration <name>', 'integration name')
+  .requiredOption('--connector <name>', 'connector name')
+  .option('--fields <list>', 'comma-separated fields whose change exports (default: the columns the job reads)', (v: string) =>
+    v.split(',').map((f) => f.trim()).filter((f) => f !== ''),
+  )
+  .action(action((opts: { integration: string; connector: string; fields?: string[] }) => captureInstallCommand(opts)));
+capture
+  .command('remove')
+  .description('remove the capture triggers')
+  .requiredOption('--integration <name>', 'integration name')
+  .requiredOption('--connector <name>', 'connector name')
+  .action(action((opts: { integration: string; connector: string }) => captureRemoveCommand(opts)));
 
 program
   .command('export')

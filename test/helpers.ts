@@ -62,9 +62,9 @@ export interface TestEngine {
 /** Starts a worker (running in the background) against the shared Temporal dev server. */
 export async function startTestEngine(
   db: Kysely<TidesyncDatabase>,
-  options: Omit<RuntimeOptions, 'db'> = {},
+  options: Omit<RuntimeOptions, 'db'> & { address?: string } = {},
 ): Promise<TestEngine> {
-  const address = requireEnv('TEMPORAL_ADDRESS');
+  const address = options.address ?? requireEnv('TEMPORAL_ADDRESS');
   const runtime = await createRuntime({ db, ...options });
   const taskQueue = `test-${randomBytes(4).toString('hex')}`;
   const nativeConnection = await NativeConnection.connect({ address });

@@ -1,5 +1,8 @@
 /** `tidesync worker`: runs the Temporal worker against the configured servers until stopped. */
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { TidesyncClient } from '../client';
+import { OutboxRelay } from '../outbox/relay';
 import type { Kysely } from 'kysely';
 import { readConfig } from '../config';
 import { createDb } from '../db/connect';
@@ -8,8 +11,8 @@ import { createRuntime } from '../runtime';
 import { createWorker } from '../worker';
 import { resolveServers } from './connect';
 
-/** Runs the worker; SIGINT/SIGTERM shut it down gracefully (the SDK handles the signals). */
-export async function workerCommand(): Promise<number> {
+/** Runs the worker (and a relay); SIGINT/SIGTERM shut it down gracefully (the SDK handles the signals). */
+export async function workerCommand(options: { relay: boolean } = { relay: true }): Promise<number> {
   const config = readConfig();
   const servers = await resolveServers(config);
   const db = createDb(servers.databaseUrl);
@@ -22,7 +25,22 @@ export async function workerCommand(): Promise<number> {
       console.error(
         `worker polling task queue '${config.taskQueue}' on ${servers.temporalAddress} (jobs: ${[...runtime.jobs.keys()].join(', ')})`,
       );
-      await worker.run();
+      const temporal = await Connection.connect({ address: servers.temporalAddress });
+      const relay = options.relay
+        ? new OutboxRelay({
+            db,
+            databaseUrl: servers.databaseUrl,
+            client: new TidesyncClient({ runtime, db, temporal: new Client({ connection: temporal, namespace: servers.namespace }), taskQueue: config.taskQueue }),
+            log: (line) => console.error(line),
+          })
+        : undefined;
+      relay?.start();
+      try {
+        await worker.run();
+      } finally {
+        await relay?.stop();
+        await temporal.close();
+      }
     } finally {
       await connection.close();
     }

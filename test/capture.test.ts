@@ -1,0 +1,106 @@
+import { type Kysely, sql } from 'kysely';
+import { type Demo, setupDemo } from '../src/connectors/demo/demo-setup';
+import type { TidesyncDatabase } from '../src/db/schema';
+import { installCapture, removeCapture, withTidesyncOrigin } from '../src/outbox/capture';
+import { OutboxRelay } from '../src/outbox/relay';
+import { createTestDatabase, startTestEngine, type TestEngine, uniqueName, waitFor } from './helpers';
+
+describe('change capture triggers', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let db: Kysely<TidesyncDatabase>;
+  let demo: Demo;
+  let engine: TestEngine;
+  const integration = uniqueName('demo');
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = database.db;
+    demo = await setupDemo({ db, contacts: 5, integrationName: integration });
+    engine = await startTestEngine(db);
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await demo?.remote.stop();
+    await database?.drop();
+  });
+  beforeEach(async () => {
+    await db.deleteFrom('tidesync_outbox').execute();
+  });
+
+  const outbox = () =>
+    db.selectFrom('tidesync_outbox').select(['entity_id', 'operation', 'connector']).orderBy('id').execute();
+
+  it('should capture inserts, updates of watched fields only, and deletes', async () => {
+    const installed = await installCapture(engine.runtime, { integration, connector: 'contact', fields: ['email', 'phone'] });
+    expect(installed).toMatchObject({ table: 'public.contacts', identifier: ['id'], fields: ['email', 'phone'] });
+
+    await sql`insert into contacts (id, first_name, email) values (100, 'New', 'new@example.com')`.execute(db);
+    await sql`update contacts set first_name = 'Renamed' where id = 100`.execute(db);
+    expect(await outbox()).toEqual([{ entity_id: 100, operation: 'upsert', connector: 'contact' }]);
+
+    await sql`update contacts set phone = '+1 555 0100' where id = 100`.execute(db);
+    await sql`update contacts set phone = '+1 555 0100' where id = 100`.execute(db); // no change: not captured
+    await sql`delete from contacts where id = 100`.execute(db);
+    expect((await outbox()).map((r) => r.operation)).toEqual(['upsert', 'upsert', 'delete']);
+  });
+
+  it("should not capture tidesync's own writes (origin marker)", async () => {
+    await installCapture(engine.runtime, { integration, connector: 'contact', fields: ['phone'] });
+    await withTidesyncOrigin(db, (trx) => sql`update contacts set phone = 'written back' where id = 1`.execute(trx));
+    expect(await outbox()).toEqual([]);
+    // The marker is transaction-local: the next ordinary write is captured again.
+    await sql`update contacts set phone = 'changed by the app' where id = 1`.execute(db);
+    expect(await outbox()).toEqual([{ entity_id: 1, operation: 'upsert', connector: 'contact' }]);
+  });
+
+  it('should default to the columns the job exports, and stop capturing once removed', async () => {
+    const installed = await installCapture(engine.runtime, { integration, connector: 'contact' });
+    expect(installed.fields).toEqual(['first_name', 'last_name', 'email', 'phone', 'company']);
+    await sql`update contacts set updated_at = now() - interval '1 day' where id = 2`.execute(db);
+    expect(await outbox()).toEqual([]);
+    expect(await removeCapture(engine.runtime, { integration, connector: 'contact' })).toBe(true);
+    await sql`update contacts set phone = 'after removal' where id = 2`.execute(db);
+    expect(await outbox()).toEqual([]);
+    expect(await removeCapture(engine.runtime, { integration, connector: 'contact' })).toBe(false);
+  });
+
+  it('should name a field that does not exist', async () => {
+    await expect(installCapture(engine.runtime, { integration, connector: 'contact', fields: ['emial'] })).rejects.toThrow(
+      "field 'emial' does not exist in table 'public.contacts'",
+    );
+  });
+
+  it('should carry a local delete to the remote, end to end', async () => {
+    await installCapture(engine.runtime, { integration, connector: 'contact', fields: ['email', 'phone'] });
+    const relay = new OutboxRelay({ db, databaseUrl: database.url, client: engine.client });
+    relay.start();
+    try {
+      await sql`update contacts set phone = 'exported first' where id = 3`.execute(db);
+      const state = await waitFor('contact 3 exported', () =>
+        db.selectFrom('tidesync_sync_state').selectAll().where('entity_id', '=', '3').where('integration_id', '=', demo.integration.id).executeTakeFirst(),
+      );
+      const remoteId = state.remote_id as string;
+      expect((await demo.crm.get(remoteId))?.phone).toBe('exported first');
+
+      await sql`delete from contacts where id = 3`.execute(db);
+      await waitFor('contact 3 deleted on the remote', async () => (await demo.crm.get(remoteId)) === null);
+      const after = await waitFor('sync state marked deleted', () =>
+        db.selectFrom('tidesync_sync_state').selectAll().where('entity_id', '=', '3').where('status', '=', 'deleted').executeTakeFirst(),
+      );
+      expect(after).toMatchObject({ remote_id: remoteId, snapshot: null });
+      const execution = await waitFor('the delete run recorded', () =>
+        db
+          .selectFrom('tidesync_job_execution')
+          .selectAll()
+          .where('workflow_id', '=', `export/${integration}/contact/3`)
+          .where('written_count', '=', 1)
+          .orderBy('id', 'desc')
+          .executeTakeFirst()
+          .then((r) => (r?.warnings.some((w) => w.includes('deleted')) ? r : undefined)),
+      );
+      expect(execution.warnings).toContain('export_contact: entity 3 was deleted locally; deleted it on the remote');
+    } finally {
+      await relay.stop();
+    }
+  });
+});
