@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { CrmApiError, type CrmContact } from './crm-contact';
 import { FaultQueue, parseFaultSpec, type Fault, type FaultSpec } from './crm-faults';
 import { parseJson, readBody, sendError, sendJson } from './crm-http';
-import { CrmStore, type CrmStats, type StoredResponse } from './crm-store';
+import { CrmStore, type CrmStats, type CrmWriteHook, type StoredResponse } from './crm-store';
 
 /** How to start a demo CRM. */
 export interface DemoCrmServerOptions {
@@ -21,6 +21,8 @@ export interface DemoCrmServerOptions {
   host?: string;
   /** A JSON file loaded at start and saved after every change, so a second run sees the same data. */
   dataFile?: string;
+  /** Sees each applied create, update or delete of ours (see `CrmWriteHook`); for in-process benchmarks. */
+  onWrite?: CrmWriteHook;
 }
 
 const CONTACT_ROUTE = /^\/contacts\/([^/]+)$/;
@@ -53,7 +55,7 @@ export class DemoCrmServer {
   /** Starts a demo CRM and resolves once it is listening. */
   static async start(options: DemoCrmServerOptions): Promise<DemoCrmServer> {
     if (options.token === '') throw new Error('demo crm needs a non-empty token');
-    const instance = new DemoCrmServer(options.token, CrmStore.open(options.dataFile));
+    const instance = new DemoCrmServer(options.token, CrmStore.open(options.dataFile, options.onWrite));
     const host = options.host ?? '127.0.0.1';
     const server = instance.#server;
     await new Promise<void>((resolve, reject) => {

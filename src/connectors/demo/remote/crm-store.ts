@@ -58,6 +58,12 @@ const dataFileSchema = z.object({
 type DataFile = z.infer<typeof dataFileSchema>;
 type IdempotencyRecord = DataFile['idempotency'][string];
 
+/**
+ * Called synchronously with each write the store counts as ours (API creates, updates, deletes),
+ * so an in-process observer such as the latency benchmark sees the moment a write is applied.
+ */
+export type CrmWriteHook = (contact: CrmContact) => void;
+
 function emptyStats(): CrmStats {
   return { requests: 0, byMethod: {}, writes: 0, writesByContact: {}, replays: 0, faultsServed: 0 };
 }
@@ -74,18 +80,23 @@ function ifMatchAllows(header: string | undefined, version: number): boolean {
 /** The contacts, idempotency records and counters of one demo CRM. */
 export class CrmStore {
   readonly #dataFile: string | undefined;
+  readonly #onWrite: CrmWriteHook | undefined;
   readonly #contacts = new Map<string, CrmContact>();
   readonly #idempotency = new Map<string, IdempotencyRecord>();
   #nextId = 1;
   #stats = emptyStats();
 
-  private constructor(dataFile: string | undefined) {
+  private constructor(dataFile: string | undefined, onWrite: CrmWriteHook | undefined) {
     this.#dataFile = dataFile;
+    this.#onWrite = onWrite;
   }
 
-  /** Opens a store, loading `dataFile` when it exists; a missing file starts empty. */
-  static open(dataFile?: string): CrmStore {
-    const store = new CrmStore(dataFile);
+  /**
+   * Opens a store, loading `dataFile` when it exists; a missing file starts empty. `onWrite` sees
+   * every write counted in the stats.
+   */
+  static open(dataFile?: string, onWrite?: CrmWriteHook): CrmStore {
+    const store = new CrmStore(dataFile, onWrite);
     if (dataFile !== undefined) store.#load(dataFile);
     return store;
   }
@@ -106,7 +117,7 @@ export class CrmStore {
     const contact: CrmContact = { id: `c_${this.#nextId}`, version: 1, ...fields };
     this.#nextId += 1;
     this.#contacts.set(contact.id, contact);
-    this.#countWrite(contact.id);
+    this.#countWrite(contact);
     this.#save();
     return { ...contact };
   }
@@ -125,9 +136,9 @@ export class CrmStore {
 
   /** Deletes a contact. */
   delete(id: string, ifMatch?: string): void {
-    this.#requireMatching(id, ifMatch);
+    const deleted = this.#requireMatching(id, ifMatch);
     this.#contacts.delete(id);
-    this.#countWrite(id);
+    this.#countWrite(deleted);
     this.#save();
   }
 
@@ -218,14 +229,16 @@ export class CrmStore {
     // Every accepted update bumps the version, even when no value changed, like most CRMs do.
     const next: CrmContact = { ...current, ...changes, id: current.id, version: current.version + 1 };
     this.#contacts.set(next.id, next);
-    if (ours) this.#countWrite(next.id);
+    if (ours) this.#countWrite(next);
     this.#save();
     return { ...next };
   }
 
-  #countWrite(id: string): void {
+  #countWrite(contact: CrmContact): void {
     this.#stats.writes += 1;
-    this.#stats.writesByContact[id] = (this.#stats.writesByContact[id] ?? 0) + 1;
+    this.#stats.writesByContact[contact.id] = (this.#stats.writesByContact[contact.id] ?? 0) + 1;
+    // A copy: the observer must not be able to change the stored contact.
+    this.#onWrite?.({ ...contact });
   }
 
   #load(dataFile: string): void {
