@@ -21,6 +21,7 @@ export async function beginExecutionRecord(
       status: 'running',
       warnings: '[]',
       failures: '[]',
+      conflicts: '[]',
     })
     .onConflict((oc) => oc.columns(['run_id', 'iteration']).doNothing())
     .execute();
@@ -39,6 +40,7 @@ export async function finishExecutionRecord(db: Kysely<TidesyncDatabase>, input:
       failed_count: input.counters.failed,
       warnings: JSON.stringify(input.warnings),
       failures: JSON.stringify(input.failures),
+      conflicts: JSON.stringify(input.conflicts),
       failed_step: input.failedStep,
       error: input.error,
       finished_at: new Date(),

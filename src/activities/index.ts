@@ -11,7 +11,10 @@ import { beginExecutionRecord, finishExecutionRecord } from './executions';
 import { classified } from './failures';
 import { type SecretResolver, resolveSecret as defaultResolveSecret } from './secrets';
 import { planChanges } from './process-step';
-import { loadSyncStates, saveFailure, saveRemoved, saveSynced } from './sync-state';
+import { recordConflicts } from './conflicts';
+import { loadSyncStates, saveFailure } from './sync-state';
+import { writeBackRemoteIds } from './write-back';
+import { toRecordedConflicts, writeChange } from './write-step';
 import type {
   ExecutionPlan,
   FinishInput,
@@ -20,8 +23,11 @@ import type {
   ReadStepInput,
   ReadStepOutput,
   RecordFailure,
+  RecordedConflict,
   RunRef,
+  Skipped,
   StepInput,
+  WriteBackInput,
   WriteStepInput,
   WriteStepOutput,
   WrittenRecord,
@@ -63,7 +69,10 @@ export function createActivities(deps: ActivityDependencies) {
           throw new ConfigurationError(`connector '${input.connector}' exports with job '${expected}', not '${job.name}'`);
         }
         await beginExecutionRecord(db, input);
-        return { integrationId: integration.id, steps: job.steps.map((s) => ({ name: s.name, title: s.title })) };
+        return {
+          integrationId: integration.id,
+          steps: job.steps.map((s) => ({ name: s.name, title: s.title, writeBack: s.writeBack !== null })),
+        };
       },
     ),
 
@@ -96,48 +105,49 @@ export function createActivities(deps: ActivityDependencies) {
       const step = stepOf(input);
       const integration = await getIntegration(db, input.integration);
       const writer = services.get('writer', step.writer);
+      const connector = connectors.get(integration.type, input.connector);
       const secret = integration.secretRef ? await resolveSecret(integration.secretRef) : undefined;
       const scope = { integrationId: input.integrationId, connector: input.connector };
       const states = await loadSyncStates(db, scope, input.changes.map((c) => c.key));
       const ctx = Context.current();
-      const context = { integration, parameters: step.parameters, secret, signal: ctx.cancellationSignal };
-      const written: WrittenRecord[] = [];
-      const failures: RecordFailure[] = [];
+      const deps = { db, scope, writer, connector, context: { integration, parameters: step.parameters, secret, signal: ctx.cancellationSignal } };
+      const output = { written: [] as WrittenRecord[], skipped: [] as Skipped[], failures: [] as RecordFailure[], conflicts: [] as RecordedConflict[], warnings: [] as string[] };
       for (const change of input.changes) {
-        const state = states.get(change.key);
         ctx.heartbeat({ key: change.key });
         try {
-          if (change.operation === 'delete') {
-            if (state && state.status !== 'active') {
-              written.push({ key: change.key, remoteId: change.remoteId, operation: state.status === 'deleted' ? 'delete' : 'tombstone' });
-              continue;
-            }
-            const removal = writer.delete ? 'deleted' : 'tombstone';
-            if (writer.delete) await writer.delete(change, context);
-            await saveRemoved(db, scope, change.key, removal);
-            written.push({ key: change.key, remoteId: change.remoteId, operation: removal === 'deleted' ? 'delete' : 'tombstone' });
+          const outcome = await writeChange(deps, change, states.get(change.key));
+          if (outcome.kind === 'removed') {
+            output.skipped.push({ key: change.key, reason: outcome.warning });
             continue;
           }
-          if (state?.snapshotHash === change.hash && state.remoteId && state.status === 'active') {
-            written.push({ key: change.key, remoteId: state.remoteId, operation: change.operation });
-            continue;
+          if (outcome.conflicts.length > 0) {
+            const run = ctx.info.workflowExecution;
+            await recordConflicts(db, { ...input, key: change.key, workflowId: run?.workflowId ?? null, runId: run?.runId ?? null }, outcome.conflicts);
+            output.conflicts.push(...toRecordedConflicts(change.key, outcome.conflicts));
           }
-          const result = await writer.write(change, context);
-          await saveSynced(db, scope, {
-            key: change.key,
-            remoteId: result.remoteId,
-            remoteVersion: result.remoteVersion,
-            snapshot: change.data,
-            hash: change.hash,
-          });
-          written.push({ key: change.key, remoteId: result.remoteId, operation: change.operation });
+          if (outcome.kind === 'skipped') output.skipped.push({ key: change.key, reason: outcome.reason });
+          else {
+            output.written.push(outcome.record);
+            if (outcome.warning) output.warnings.push(`entity ${change.key}: ${outcome.warning}`);
+          }
         } catch (err) {
+          // A permanent rejection fails this record only; anything else fails the activity (retried).
           if (!(err instanceof PermanentRemoteError)) throw err;
           await saveFailure(db, scope, change.key, err.message);
-          failures.push({ key: change.key, step: step.name, code: err.code, message: err.message });
+          output.failures.push({ key: change.key, step: step.name, code: err.code, message: err.message });
         }
       }
-      return { written, failures };
+      return output;
+    }),
+
+    /**
+     * Writes remote ids of newly created records back into the local table, marked as tidesync's
+     * own write so capture triggers do not export the row again.
+     */
+    writeBackStep: classified(async (input: WriteBackInput): Promise<number> => {
+      const step = stepOf(input);
+      if (!step.writeBack || input.records.length === 0) return 0;
+      return writeBackRemoteIds(db, step, input.records);
     }),
 
     /** Records the outcome of the run. */

@@ -1,6 +1,7 @@
 /** The process activity: entity + sync state -> a planned change, a skip, or a failure. */
 import type { Integration, Processor, SyncState } from '../connectors/connector';
 import type { StepDefinition } from '../jobs/definition';
+import { changedFields } from '../sync/values';
 import { hashSnapshot, idempotencyKey } from './snapshot';
 import type { PlannedChange, ProcessStepInput, ProcessStepOutput, RecordFailure, Skipped } from './types';
 
@@ -33,9 +34,17 @@ export async function planChanges(
       skipped.push({ key: item.key, reason: result.reason });
       continue;
     }
+    if (state?.status === 'remote_removed') {
+      skipped.push({
+        key: item.key,
+        reason: `removed on the remote; not exported until \`tidesync reset ${integration.name} ${input.connector} ${item.key}\``,
+      });
+      continue;
+    }
     const onRemote = state?.remoteId && state.status === 'active' ? state : null;
     const hash = hashSnapshot(result.data);
-    if (onRemote && onRemote.snapshotHash === hash) {
+    // Type-aware: "20.50" and 20.5, or one instant in two time zones, are no change.
+    if (onRemote && changedFields(onRemote.snapshot, result.data).length === 0) {
       skipped.push({ key: item.key, reason: 'unchanged since the last export' });
       continue;
     }

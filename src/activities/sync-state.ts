@@ -91,3 +91,25 @@ export async function saveRemoved(
     .where('entity_id', '=', key)
     .execute();
 }
+
+/** Records that the remote record is gone and the entity must not be exported until reset. */
+export async function saveRemoteRemoved(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string, reason: string): Promise<void> {
+  await db
+    .updateTable('tidesync_sync_state')
+    .set({ status: 'remote_removed', last_error: reason, updated_at: new Date() })
+    .where('integration_id', '=', scope.integrationId)
+    .where('connector', '=', scope.connector)
+    .where('entity_id', '=', key)
+    .execute();
+}
+
+/** Forgets an entity's sync state, so its next export creates it anew; false when there was none. */
+export async function resetSyncState(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string): Promise<boolean> {
+  const result = await db
+    .deleteFrom('tidesync_sync_state')
+    .where('integration_id', '=', scope.integrationId)
+    .where('connector', '=', scope.connector)
+    .where('entity_id', '=', key)
+    .executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}

@@ -17,6 +17,8 @@ export interface RunRef {
 export interface PlannedStep {
   readonly name: string;
   readonly title: string;
+  /** The step writes remote ids back into the local table after creates. */
+  readonly writeBack: boolean;
 }
 
 /** What `beginExecution` returns: the resolved integration and the job's steps. */
@@ -109,10 +111,28 @@ export interface WriteStepInput extends StepInput {
   readonly changes: readonly PlannedChange[];
 }
 
+/** A field changed on both sides, as the execution record keeps it. */
+export interface RecordedConflict {
+  readonly key: string;
+  readonly field: string;
+  readonly winner: 'local' | 'remote';
+  readonly rule: string;
+}
+
 /** Output of `writeStep`. */
 export interface WriteStepOutput {
   readonly written: readonly WrittenRecord[];
+  /** Changes that needed no remote call after all (the remote already had the values). */
+  readonly skipped: readonly Skipped[];
   readonly failures: readonly RecordFailure[];
+  readonly conflicts: readonly RecordedConflict[];
+  /** Notes for the execution record (a recreated or remote-removed record). */
+  readonly warnings: readonly string[];
+}
+
+/** Input of `writeBackStep`: records just created remotely whose ids go back into local rows. */
+export interface WriteBackInput extends StepInput {
+  readonly records: ReadonlyArray<{ readonly key: string; readonly remoteId: string }>;
 }
 
 /** Input of `finishExecution`. */
@@ -123,6 +143,7 @@ export interface FinishInput {
   readonly counters: ExecutionCounters;
   readonly warnings: readonly string[];
   readonly failures: readonly RecordFailure[];
+  readonly conflicts: readonly RecordedConflict[];
   readonly failedStep: string | null;
   readonly error: string | null;
 }

@@ -32,8 +32,11 @@ export interface SyncState {
   readonly remoteVersion: string | null;
   readonly lastSyncedAt: Date | null;
   readonly lastError: string | null;
-  /** active: on the remote; deleted: deleted there after a local delete; tombstone: deleted locally only. */
-  readonly status: 'active' | 'deleted' | 'tombstone';
+  /**
+   * active: on the remote; deleted: deleted there after a local delete; tombstone: deleted locally
+   * only; remote_removed: gone from the remote, not exported again until reset.
+   */
+  readonly status: 'active' | 'deleted' | 'tombstone' | 'remote_removed';
 }
 
 /**
@@ -49,6 +52,16 @@ export interface Connector {
   readonly entityLabel: string;
   /** The export job (and Temporal workflow type) that pushes this connector's entities. */
   getExportJobName(): string;
+  /**
+   * Which side owns a field when both sides changed it since the last sync; overrides the
+   * integration's sync priority for those fields (remote field names).
+   */
+  readonly fieldRules?: Readonly<Record<string, SyncPriority>>;
+  /**
+   * What to do when an update finds the remote record gone: create it again (default), or mark
+   * the entity remote-removed and stop exporting it until `tidesync reset`.
+   */
+  readonly onRemoteMissing?: 'recreate' | 'mark_removed';
 }
 
 /** Parameters of a step as declared in the job definition. */
@@ -89,6 +102,12 @@ export interface Processor {
   process(entity: Entity, context: ProcessContext): ProcessResult | Promise<ProcessResult>;
 }
 
+/** A remote record as the writer reads it back: its version and fields in the remote's shape. */
+export interface RemoteRecord {
+  readonly version: string | null;
+  readonly data: Entity;
+}
+
 /** One change to push. */
 export interface Change {
   readonly key: string;
@@ -99,6 +118,10 @@ export interface Change {
   readonly remoteId: string | null;
   /** Stable across retries of this same change; send it to the remote as an idempotency key. */
   readonly idempotencyKey: string;
+  /** `data` holds only the fields to change (send a partial update) rather than the whole record. */
+  readonly partial: boolean;
+  /** Write only if the remote record is still at this version (`If-Match`); null: unconditional. */
+  readonly expectedVersion: string | null;
 }
 
 /** What the writer sees besides the change. */
@@ -122,8 +145,19 @@ export interface WriteResult {
  * `PermanentRemoteError` (see `errors.ts`) so the engine can retry or record the failure.
  */
 export interface Writer {
-  /** Creates or updates the remote record. */
+  /** The writer can send only the changed fields (`change.partial`), e.g. with PATCH. */
+  readonly supportsPartialUpdate?: boolean;
+  /**
+   * Creates or updates the remote record. With `change.expectedVersion` set the update must be
+   * conditional, throwing `RemoteVersionConflictError` when the remote moved on; an update of a
+   * record that is gone throws `RemoteNotFoundError`.
+   */
   write(change: Change, context: WriteContext): Promise<WriteResult>;
+  /**
+   * Reads the remote record, or null when it is gone. With it, the engine detects remote changes
+   * before each update and merges instead of overwriting them.
+   */
+  read?(remoteId: string, context: WriteContext): Promise<RemoteRecord | null>;
   /**
    * Deletes the remote record of an entity deleted locally; a record already gone is no error.
    * Without it, a local delete is recorded as a tombstone in the sync state.

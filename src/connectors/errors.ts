@@ -59,6 +59,26 @@ export class RemoteNotFoundError extends PermanentRemoteError {
   }
 }
 
+/**
+ * The remote record changed since the version we sent in a conditional write (`If-Match`, HTTP
+ * 412). Not a failure of the remote: the engine reads the record again and merges again.
+ */
+export class RemoteVersionConflictError extends TidesyncError {
+  /** The record's version on the remote now, when the remote told us. */
+  readonly currentVersion: number | string | undefined;
+  /** The remote's own explanation. */
+  readonly remoteMessage: string;
+
+  constructor(
+    message: string,
+    options: { currentVersion?: number | string | undefined; remoteMessage: string; cause?: unknown },
+  ) {
+    super('remote_version_conflict', message, options);
+    this.currentVersion = options.currentVersion;
+    this.remoteMessage = options.remoteMessage;
+  }
+}
+
 /** Configuration (integration, connector, job, table) is wrong; nothing will fix it but a human. */
 export class ConfigurationError extends TidesyncError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -45,6 +45,7 @@ const migrations: Record<string, Migration> = {
         .addColumn('failed_count', 'integer', (col) => col.notNull().defaultTo(0))
         .addColumn('warnings', 'jsonb', (col) => col.notNull().defaultTo(sql`'[]'::jsonb`))
         .addColumn('failures', 'jsonb', (col) => col.notNull().defaultTo(sql`'[]'::jsonb`))
+        .addColumn('conflicts', 'jsonb', (col) => col.notNull().defaultTo(sql`'[]'::jsonb`))
         .addColumn('failed_step', 'text')
         .addColumn('error', 'text')
         .addColumn('started_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
@@ -76,9 +77,10 @@ const migrations: Record<string, Migration> = {
         .addColumn('last_synced_at', 'timestamptz')
         .addColumn('last_error', 'text')
         // active: on the remote; deleted: deleted there after a local delete; tombstone: deleted
-        // locally but the writer cannot delete remotely.
+        // locally but the writer cannot delete remotely; remote_removed: gone from the remote and
+        // not exported again until reset.
         .addColumn('status', 'text', (col) =>
-          col.notNull().defaultTo('active').check(sql`status in ('active', 'deleted', 'tombstone')`),
+          col.notNull().defaultTo('active').check(sql`status in ('active', 'deleted', 'tombstone', 'remote_removed')`),
         )
         .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
         .addPrimaryKeyConstraint('tidesync_sync_state_pk', ['integration_id', 'connector', 'entity_id'])
@@ -109,6 +111,32 @@ const migrations: Record<string, Migration> = {
         .execute();
       // The relay only ever scans pending rows, oldest first.
       await sql`create index tidesync_outbox_pending_idx on tidesync_outbox (id) where status = 'pending'`.execute(db);
+    },
+  },
+
+  '2026_11_25_003_conflicts': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('tidesync_conflict')
+        .addColumn('id', 'bigserial', (col) => col.primaryKey())
+        .addColumn('integration', 'text', (col) => col.notNull())
+        .addColumn('connector', 'text', (col) => col.notNull())
+        .addColumn('entity_id', 'text', (col) => col.notNull())
+        .addColumn('field', 'text', (col) => col.notNull())
+        .addColumn('base_value', 'jsonb')
+        .addColumn('local_value', 'jsonb')
+        .addColumn('remote_value', 'jsonb')
+        .addColumn('winner', 'text', (col) => col.notNull().check(sql`winner in ('local', 'remote')`))
+        .addColumn('rule', 'text', (col) => col.notNull().check(sql`rule in ('field_rule', 'priority')`))
+        .addColumn('workflow_id', 'text')
+        .addColumn('run_id', 'text')
+        .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+        .execute();
+      await db.schema
+        .createIndex('tidesync_conflict_entity_idx')
+        .on('tidesync_conflict')
+        .columns(['integration', 'connector', 'entity_id'])
+        .execute();
     },
   },
 };

@@ -47,6 +47,8 @@ export interface JobExecutionTable {
   warnings: JSONColumnType<string[]>;
   /** Per-record failures: entity key and the remote's message. */
   failures: JSONColumnType<Array<{ key: string; step: string; code: string; message: string }>>;
+  /** Fields changed on both sides in this run, and what was decided. */
+  conflicts: JSONColumnType<Array<{ key: string; field: string; winner: 'local' | 'remote'; rule: string }>>;
   failed_step: string | null;
   error: string | null;
   started_at: DefaultTimestamp;
@@ -69,7 +71,7 @@ export interface SyncStateTable {
 }
 
 /** Where an entity stands on the remote. */
-export type SyncStatus = 'active' | 'deleted' | 'tombstone';
+export type SyncStatus = 'active' | 'deleted' | 'tombstone' | 'remote_removed';
 
 /** Status of an outbox row. */
 export type OutboxStatus = 'pending' | 'dispatched' | 'skipped';
@@ -89,10 +91,28 @@ export interface OutboxTable {
   dispatched_at: Timestamp | null;
 }
 
+/** `tidesync_conflict`: every field changed on both sides, with both values and the decision. */
+export interface ConflictTable {
+  id: Generated<string>;
+  integration: string;
+  connector: string;
+  entity_id: string;
+  field: string;
+  base_value: ColumnType<unknown, string | null, string | null>;
+  local_value: ColumnType<unknown, string | null, string | null>;
+  remote_value: ColumnType<unknown, string | null, string | null>;
+  winner: 'local' | 'remote';
+  rule: 'field_rule' | 'priority';
+  workflow_id: string | null;
+  run_id: string | null;
+  created_at: DefaultTimestamp;
+}
+
 /** Every table tidesync owns. */
 export interface TidesyncDatabase {
   tidesync_integration: IntegrationTable;
   tidesync_job_execution: JobExecutionTable;
   tidesync_sync_state: SyncStateTable;
   tidesync_outbox: OutboxTable;
+  tidesync_conflict: ConflictTable;
 }

@@ -13,6 +13,8 @@ const stepSchema = z.strictObject({
   processor: z.string().min(1),
   writer: z.string().min(1),
   parameters: z.record(z.string(), z.unknown()).default({}),
+  /** Write the remote id of created records back into this column of the reader's table. */
+  write_back: z.strictObject({ column: z.string().min(1) }).optional(),
 });
 
 const jobSchema = z.strictObject({
@@ -36,6 +38,8 @@ export interface StepDefinition {
   readonly processor: string;
   readonly writer: string;
   readonly parameters: Readonly<Record<string, unknown>>;
+  /** Column of the reader's table that receives the remote id after a create. */
+  readonly writeBack: { readonly column: string } | null;
 }
 
 /** A named, declared export job; its name is the Temporal workflow type. */

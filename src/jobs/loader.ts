@@ -31,7 +31,11 @@ export function parseJobFile(text: string, source: string): JobDefinition[] {
     title: job.title,
     type: job.type,
     source,
-    steps: Object.entries(job.steps).map(([stepName, step]) => ({ name: stepName, ...step })),
+    steps: Object.entries(job.steps).map(([stepName, { write_back, ...step }]) => ({
+      name: stepName,
+      ...step,
+      writeBack: write_back ?? null,
+    })),
   }));
 }
 
@@ -73,7 +77,14 @@ export async function prepareJobs(jobs: Iterable<JobDefinition>, services: Servi
         }
       }
       try {
-        await services.get('reader', step.reader).prepare(step.parameters);
+        const columns = step.parameters['columns'];
+        // A write-back column must exist in the reader's table too: the reader checks it with the rest.
+        const parameters =
+          step.writeBack && Array.isArray(columns) ? { ...step.parameters, columns: [...columns, step.writeBack.column] } : step.parameters;
+        if (step.writeBack && step.reader !== 'entity.by_id') {
+          throw new ConfigurationError(`write_back needs the entity.by_id reader (it writes into the reader's table)`);
+        }
+        await services.get('reader', step.reader).prepare(parameters);
       } catch (err) {
         throw new ConfigurationError(
           `${job.source}: jobs.${job.name}.steps.${step.name}.parameters: ${(err as Error).message}`,

@@ -18,7 +18,7 @@ import {
 } from '@temporalio/workflow';
 // Only import the activity types: workflow code must stay free of I/O.
 import type { ExportActivities } from '../activities';
-import type { ExecutionCounters, RecordFailure, WrittenRecord } from '../activities/types';
+import type { ExecutionCounters, RecordedConflict, RecordFailure, WrittenRecord } from '../activities/types';
 import type { ExecutionStatus } from '../db/schema';
 import { type EntityId, encodeEntityId } from '../entity-id';
 import { STATUS_ATTRIBUTE } from '../search-attributes';
@@ -46,6 +46,8 @@ export interface ExportResult {
   readonly counters: ExecutionCounters;
   readonly warnings: readonly string[];
   readonly failures: readonly RecordFailure[];
+  /** Fields changed on both sides, and which side won. */
+  readonly conflicts: readonly RecordedConflict[];
   readonly written: readonly WrittenRecord[];
 }
 
@@ -64,6 +66,7 @@ export async function exportJob(input: ExportInput): Promise<ExportResult> {
   const counters: ExecutionCounters = { read: 0, processed: 0, written: 0, skipped: 0, failed: 0 };
   const warnings: string[] = [];
   const failures: RecordFailure[] = [];
+  const conflicts: RecordedConflict[] = [];
   const written: WrittenRecord[] = [];
   let status: ExecutionStatus = 'completed';
   let passes = 0;
@@ -85,6 +88,7 @@ export async function exportJob(input: ExportInput): Promise<ExportResult> {
     for (const key of Object.keys(counters) as Array<keyof ExecutionCounters>) counters[key] += pass.counters[key];
     warnings.push(...pass.warnings);
     failures.push(...pass.failures);
+    conflicts.push(...pass.conflicts);
     written.push(...pass.written);
     if (pass.status !== 'completed') status = pass.status;
     if (pass.status === 'failed') {
@@ -96,7 +100,7 @@ export async function exportJob(input: ExportInput): Promise<ExportResult> {
     // Keep the history small: a new run starts with a fresh history and exports the latest state.
     await continueAsNew<typeof exportJob>(input);
   }
-  return { status, passes, counters, warnings, failures, written };
+  return { status, passes, counters, warnings, failures, conflicts, written };
 }
 
 interface PassResult {
@@ -105,6 +109,7 @@ interface PassResult {
   counters: ExecutionCounters;
   warnings: string[];
   failures: RecordFailure[];
+  conflicts: RecordedConflict[];
   written: WrittenRecord[];
 }
 
@@ -115,6 +120,7 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
   const counters: ExecutionCounters = { read: 0, processed: 0, written: 0, skipped: 0, failed: 0 };
   const warnings: string[] = [];
   const failures: RecordFailure[] = [];
+  const conflicts: RecordedConflict[] = [];
   const written: WrittenRecord[] = [];
   let failedStep: string | null = null;
   let error: string | null = null;
@@ -150,8 +156,21 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
           if (w.operation === 'delete') warnings.push(`${step.name}: entity ${w.key} was deleted locally; deleted it on the remote`);
         }
       }
+      counters.skipped += result.skipped.length;
+      for (const s of result.skipped) warnings.push(`${step.name}: entity ${s.key} skipped: ${s.reason}`);
+      for (const w of result.warnings) warnings.push(`${step.name}: ${w}`);
+      for (const c of result.conflicts) {
+        warnings.push(`${step.name}: entity ${c.key} conflict on '${c.field}': ${c.winner} wins (${c.rule === 'field_rule' ? 'field rule' : 'sync priority'})`);
+      }
+      conflicts.push(...result.conflicts);
       written.push(...result.written);
       failures.push(...result.failures);
+
+      const created = result.written.flatMap((w) => (w.operation === 'create' && w.remoteId ? [{ key: w.key, remoteId: w.remoteId }] : []));
+      if (step.writeBack && created.length > 0) {
+        setCurrentDetails(`pass ${iteration}, **${step.title}**: writing ${created.length} remote ids back`);
+        await dbActivities.writeBackStep({ ...stepInput, records: created });
+      }
     } catch (err) {
       // A failed step stops the job; the record says which step and why.
       failedStep = step.name;
@@ -162,10 +181,10 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
   counters.failed = failures.length;
 
   const status: ExecutionStatus = failedStep ? 'failed' : failures.length > 0 ? 'completed_with_failures' : 'completed';
-  await dbActivities.finishExecution({ runId: info.runId, iteration, status, counters, warnings, failures, failedStep, error });
+  await dbActivities.finishExecution({ runId: info.runId, iteration, status, counters, warnings, failures, conflicts, failedStep, error });
   upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status }]);
   setCurrentDetails(`pass ${iteration} **${status}**: written ${counters.written}, skipped ${counters.skipped}, failed ${counters.failed}`);
-  return { status, error, counters, warnings, failures, written };
+  return { status, error, counters, warnings, failures, conflicts, written };
 }
 
 /** The innermost message of an activity failure: what actually went wrong. */

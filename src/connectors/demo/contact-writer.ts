@@ -1,24 +1,42 @@
 /** Writes contacts to the demo CRM: create the first time, full replace afterwards, delete when deleted locally. */
 import { z } from 'zod';
-import type { Change, WriteContext, WriteResult, Writer } from '../connector';
+import type { Change, RemoteRecord, WriteContext, WriteResult, Writer } from '../connector';
 import { ConfigurationError, RemoteNotFoundError } from '../errors';
-import { DemoCrmClient, type RemoteContactFields } from './remote/crm-client';
+import { DemoCrmClient, type RemoteContact, type RemoteContactFields } from './remote/crm-client';
 
 /** Transport settings of a demo integration (`tidesync_integration.transport`). */
 const transportSchema = z.object({ baseUrl: z.url(), timeoutMs: z.number().int().positive().optional() });
 
 /** Pushes contact changesets with the processor's fields and the change's idempotency key. */
 export class DemoContactWriter implements Writer {
+  /** The CRM takes PATCH with only the changed fields. */
+  readonly supportsPartialUpdate = true;
+
   async write(change: Change, context: WriteContext): Promise<WriteResult> {
     const client = this.#client(context);
-    const fields = change.data as unknown as RemoteContactFields;
-    const options = { idempotencyKey: change.idempotencyKey, signal: context.signal };
-    // POST /contacts (create) or PUT /contacts/:id (replace): see remote/crm-server.ts.
-    const contact =
-      change.operation === 'create' || !change.remoteId
-        ? await client.create(fields, options)
-        : await client.replace(change.remoteId, fields, options);
+    const options = {
+      idempotencyKey: change.idempotencyKey,
+      signal: context.signal,
+      ...(change.expectedVersion !== null ? { ifMatch: change.expectedVersion } : {}),
+    };
+    // POST /contacts, PATCH /contacts/:id or PUT /contacts/:id, with If-Match: see remote/crm-server.ts.
+    let contact: RemoteContact;
+    if (change.operation === 'create' || !change.remoteId) {
+      contact = await client.create(change.data as unknown as RemoteContactFields, options);
+    } else if (change.partial) {
+      contact = await client.patch(change.remoteId, change.data as Partial<RemoteContactFields>, options);
+    } else {
+      contact = await client.replace(change.remoteId, change.data as unknown as RemoteContactFields, options);
+    }
     return { remoteId: contact.id, remoteVersion: String(contact.version) };
+  }
+
+  /** GET /contacts/:id: the version and the fields we map, for conflict detection. */
+  async read(remoteId: string, context: WriteContext): Promise<RemoteRecord | null> {
+    const contact = await this.#client(context).get(remoteId, { signal: context.signal });
+    if (!contact) return null;
+    const { firstName, lastName, email, phone, company } = contact;
+    return { version: String(contact.version), data: { firstName, lastName, email, phone, company } };
   }
 
   /** DELETE /contacts/:id; a contact that is already gone counts as deleted. */

@@ -9,6 +9,7 @@ export interface LocalContact {
   email: string | null;
   phone: string | null;
   company: string | null;
+  crm_id: string | null;
   updated_at: Date;
 }
 
@@ -29,10 +30,12 @@ export async function ensureContactsTable(db: Kysely<unknown>): Promise<void> {
     .addColumn('company', 'text')
     .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
     .execute();
+  // The CRM's id, written back by the export job (tables from older demo runs lack it).
+  await sql`alter table contacts add column if not exists crm_id text`.execute(db);
 }
 
 /** The i-th seed contact (deterministic, so reruns and tests agree). */
-export function seedContact(i: number): Omit<LocalContact, 'id' | 'updated_at'> {
+export function seedContact(i: number): Omit<LocalContact, 'id' | 'updated_at' | 'crm_id'> {
   const first = FIRST[i % FIRST.length] as string;
   const last = LAST[Math.floor(i / FIRST.length) % LAST.length] as string;
   return {

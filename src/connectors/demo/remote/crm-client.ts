@@ -9,7 +9,7 @@ import {
   PermanentRemoteError,
   RateLimitedError,
   RemoteNotFoundError,
-  TidesyncError,
+  RemoteVersionConflictError,
   TransientRemoteError,
   parseRetryAfter,
 } from '../../errors';
@@ -68,22 +68,8 @@ export interface WriteOptions extends ReadOptions {
   ifMatch?: number | string;
 }
 
-/** The remote changed the record since the version we sent in `If-Match` (HTTP 412). */
-export class RemoteVersionConflictError extends TidesyncError {
-  /** The record's version on the remote now, when the remote told us. */
-  readonly currentVersion: number | undefined;
-  /** The remote's own explanation. */
-  readonly remoteMessage: string;
-
-  constructor(
-    message: string,
-    options: { currentVersion?: number | undefined; remoteMessage: string; cause?: unknown },
-  ) {
-    super('remote_version_conflict', message, options);
-    this.currentVersion = options.currentVersion;
-    this.remoteMessage = options.remoteMessage;
-  }
-}
+/** Re-exported for callers of the client: a 412 answer to a conditional write. */
+export { RemoteVersionConflictError };
 
 /**
  * The remote answered with a body we cannot read (not JSON, or not the documented shape).

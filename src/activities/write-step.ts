@@ -1,0 +1,133 @@
+/**
+ * The write activity's per-record logic: create, update with conflict detection and a three-way
+ * merge under a conditional write, delete or tombstone, and the remote-gone policy.
+ */
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Change, Connector, SyncState, WriteContext, Writer } from '../connectors/connector';
+import { RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from '../connectors/errors';
+import type { TidesyncDatabase } from '../db/schema';
+import { mergeRecord } from '../sync/merge';
+import { changedFields } from '../sync/values';
+import { type SyncScope, saveRemoteRemoved, saveRemoved, saveSynced } from './sync-state';
+import type { PlannedChange, RecordedConflict, WrittenRecord } from './types';
+import type { Conflict } from '../sync/merge';
+
+/** How often one update re-reads and re-merges when the remote keeps changing under it. */
+const MAX_MERGE_ATTEMPTS = 5;
+
+/** What writing one change did. */
+export type ChangeOutcome =
+  | { readonly kind: 'written'; readonly record: WrittenRecord; readonly conflicts: readonly Conflict[]; readonly warning?: string }
+  | { readonly kind: 'skipped'; readonly reason: string; readonly conflicts: readonly Conflict[] }
+  | { readonly kind: 'removed'; readonly warning: string };
+
+/** Everything `writeChange` needs besides the change. */
+export interface WriteChangeDeps {
+  readonly db: Kysely<TidesyncDatabase>;
+  readonly scope: SyncScope;
+  readonly writer: Writer;
+  readonly connector: Connector;
+  readonly context: WriteContext;
+}
+
+/** A key that is stable for retries of one request but differs when the request body would. */
+function derivedKey(base: string, ...parts: Array<string | null>): string {
+  return createHash('sha256').update([base, ...parts.map((p) => p ?? '-')].join('\u0000')).digest('hex').slice(0, 40);
+}
+
+/** Writes one planned change; see the module comment. */
+export async function writeChange(
+  deps: WriteChangeDeps,
+  planned: PlannedChange,
+  state: SyncState | undefined,
+): Promise<ChangeOutcome> {
+  const { db, scope, writer, context } = deps;
+  const change: Change = { ...planned, partial: false, expectedVersion: null };
+
+  if (change.operation === 'delete') {
+    if (state && state.status !== 'active') return { kind: 'written', record: { key: change.key, remoteId: change.remoteId, operation: state.status === 'deleted' ? 'delete' : 'tombstone' }, conflicts: [] };
+    if (writer.delete) await writer.delete(change, context);
+    await saveRemoved(db, scope, change.key, writer.delete ? 'deleted' : 'tombstone');
+    return { kind: 'written', record: { key: change.key, remoteId: change.remoteId, operation: writer.delete ? 'delete' : 'tombstone' }, conflicts: [] };
+  }
+
+  // An earlier attempt of this activity already pushed exactly this change.
+  if (state && state.snapshotHash === planned.hash && state.remoteId && state.status === 'active') {
+    return { kind: 'written', record: { key: change.key, remoteId: state.remoteId, operation: change.operation }, conflicts: [] };
+  }
+
+  if (change.operation === 'create' || !change.remoteId) return create(deps, change, planned.hash);
+  if (!writer.read) {
+    // No way to see remote changes: a plain update of everything we map.
+    try {
+      const result = await writer.write(change, context);
+      await saveSynced(db, scope, { key: change.key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, snapshot: change.data, hash: planned.hash });
+      return { kind: 'written', record: { key: change.key, remoteId: result.remoteId, operation: 'update' }, conflicts: [] };
+    } catch (err) {
+      if (err instanceof RemoteNotFoundError) return remoteMissing(deps, change, planned.hash);
+      throw err;
+    }
+  }
+
+  for (let attempt = 1; attempt <= MAX_MERGE_ATTEMPTS; attempt++) {
+    const remote = await writer.read(change.remoteId, context);
+    if (!remote) return remoteMissing(deps, change, planned.hash);
+
+    let toSend: Record<string, unknown>;
+    let merged: Record<string, unknown>;
+    let conflicts: readonly Conflict[] = [];
+    if (state?.remoteVersion !== null && state?.remoteVersion !== undefined && remote.version === state.remoteVersion) {
+      // Nobody changed the remote since our last write: send what changed locally.
+      const fields = changedFields(state.snapshot, change.data);
+      toSend = Object.fromEntries(fields.filter((f) => f in change.data).map((f) => [f, change.data[f]]));
+      merged = { ...remote.data, ...change.data };
+    } else {
+      const result = mergeRecord(state?.snapshot ?? null, change.data, remote.data, context.integration.syncPriority, deps.connector.fieldRules);
+      ({ toSend, merged, conflicts } = result);
+    }
+    if (Object.keys(toSend).length === 0) {
+      await saveSynced(db, scope, { key: change.key, remoteId: change.remoteId, remoteVersion: remote.version, snapshot: change.data, hash: planned.hash });
+      return { kind: 'skipped', reason: 'the remote already has these values', conflicts };
+    }
+    const partial = writer.supportsPartialUpdate === true;
+    const body = partial ? toSend : Object.fromEntries(Object.keys(change.data).map((f) => [f, merged[f]]));
+    try {
+      const result = await writer.write(
+        { ...change, data: body, partial, expectedVersion: remote.version, idempotencyKey: derivedKey(change.idempotencyKey, remote.version) },
+        context,
+      );
+      // The snapshot is what local looked like: the base of the next three-way merge.
+      await saveSynced(db, scope, { key: change.key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, snapshot: change.data, hash: planned.hash });
+      return { kind: 'written', record: { key: change.key, remoteId: result.remoteId, operation: 'update' }, conflicts };
+    } catch (err) {
+      if (err instanceof RemoteVersionConflictError) continue; // changed between our read and our write: merge again
+      if (err instanceof RemoteNotFoundError) return remoteMissing(deps, change, planned.hash);
+      throw err;
+    }
+  }
+  throw new TransientRemoteError(`remote record ${change.remoteId} kept changing during ${MAX_MERGE_ATTEMPTS} read-merge-write attempts`);
+}
+
+async function create(deps: WriteChangeDeps, change: Change, hash: string): Promise<ChangeOutcome> {
+  const result = await deps.writer.write({ ...change, operation: 'create', remoteId: null }, deps.context);
+  await saveSynced(deps.db, deps.scope, { key: change.key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, snapshot: change.data, hash });
+  return { kind: 'written', record: { key: change.key, remoteId: result.remoteId, operation: 'create' }, conflicts: [] };
+}
+
+/** The remote record is gone: recreate it, or mark the entity remote-removed (the connector says). */
+async function remoteMissing(deps: WriteChangeDeps, change: Change, hash: string): Promise<ChangeOutcome> {
+  if (deps.connector.onRemoteMissing === 'mark_removed') {
+    await saveRemoteRemoved(deps.db, deps.scope, change.key, `remote record ${change.remoteId} was removed on the remote`);
+    return { kind: 'removed', warning: `remote record ${change.remoteId} is gone; marked remote-removed (reset it to export again)` };
+  }
+  const outcome = await create(deps, { ...change, idempotencyKey: derivedKey(change.idempotencyKey, 'recreate', change.remoteId) }, hash);
+  return outcome.kind === 'written'
+    ? { ...outcome, warning: `remote record ${change.remoteId} was gone; created it again as ${outcome.record.remoteId}` }
+    : outcome;
+}
+
+/** Conflicts as the execution record and the conflicts table keep them. */
+export function toRecordedConflicts(key: string, conflicts: readonly Conflict[]): RecordedConflict[] {
+  return conflicts.map((c) => ({ key, field: c.field, winner: c.winner, rule: c.rule }));
+}
