@@ -10,6 +10,7 @@ import { statusCommand } from './commands/status';
 import { workerCommand } from './commands/worker';
 import { relayCommand } from './commands/relay';
 import { captureInstallCommand, captureRemoveCommand } from './commands/capture';
+import { conflictsCommand, resetCommand } from './commands/conflicts';
 import { DEFAULT_UI_PORT } from './stack/temporal-server';
 import { TidesyncError } from './connectors/errors';
 import { installRuntime } from './worker';
@@ -104,6 +105,22 @@ program
   .option('--limit <n>', 'how many', positiveInt, 20)
   .option('--integration <name>', 'only this integration')
   .action(action((opts: { json: boolean; limit: number; integration?: string }) => statusCommand(opts)));
+
+program
+  .command('conflicts')
+  .description('fields changed on both sides, with both values and which side won')
+  .option('--json', 'print JSON', false)
+  .option('--limit <n>', 'how many', positiveInt, 50)
+  .option('--integration <name>', 'only this integration')
+  .action(action((opts: { json: boolean; limit: number; integration?: string }) => conflictsCommand(opts)));
+
+program
+  .command('reset')
+  .description('forget an entity\'s sync state (e.g. after it was removed on the remote) so it exports again')
+  .argument('<integration>', 'integration name')
+  .argument('<connector>', 'connector name')
+  .argument('<id>', 'entity id (composite: col=value;col=value)')
+  .action(action((integration: string, connector: string, id: string) => resetCommand(integration, connector, id)));
 
 const integration = program.command('integration').description('configure integrations');
 integration
