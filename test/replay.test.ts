@@ -1,0 +1,63 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { sql } from 'kysely';
+import { setupDemo } from '../src/connectors/demo/demo-setup';
+import { createTestDatabase, startTestEngine } from './helpers';
+
+/**
+ * Replay tests: histories recorded from real runs of released workflow code must replay without
+ * non-determinism errors against today's code. Change the workflow without a `patched()` branch
+ * and these fail. Record new fixtures (after a deliberate, patched change) with
+ * `TIDESYNC_RECORD_HISTORIES=1 npx jest test/replay.test.ts`.
+ */
+const FIXTURES = path.join(__dirname, 'fixtures', 'histories');
+
+describe('workflow replay', () => {
+  if (process.env['TIDESYNC_RECORD_HISTORIES']) {
+    it('should record fixture histories from real runs', async () => {
+      const database = await createTestDatabase();
+      const demo = await setupDemo({ db: database.db, contacts: 5, integrationName: 'replay' });
+      const engine = await startTestEngine(database.db);
+      try {
+        const record = async (name: string, id: number, between?: () => Promise<void>) => {
+          const scheduled = await engine.client.scheduleExport({ integration: 'replay', connector: 'contact', id });
+          if (!scheduled.scheduled) throw new Error(scheduled.reason);
+          await between?.();
+          await engine.client.waitForExport(scheduled);
+          const history = await engine.temporal.workflow.getHandle(scheduled.workflowId, scheduled.runId).fetchHistory();
+          await writeFile(path.join(FIXTURES, `${name}.json`), historyToJSON(history));
+        };
+        await record('create', 1);
+        demo.remote.injectFault({ kind: '429', retryAfterSeconds: 1, count: 1, method: 'POST' });
+        await record('retried-create', 2);
+        // The write of pass 1 is slow; a change committed meanwhile makes the run do a second pass.
+        await sql`update contacts set phone = 'first change' where id = 1`.execute(database.db);
+        demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'PATCH' });
+        await record('coalesced-update', 1, async () => {
+          await new Promise((resolve) => setTimeout(resolve, 700));
+          await sql`update contacts set phone = 'changed during the run' where id = 1`.execute(database.db);
+          await engine.client.scheduleExport({ integration: 'replay', connector: 'contact', id: 1 });
+        });
+        await record('missing-entity', 999);
+      } finally {
+        await engine.close();
+        await demo.remote.stop();
+        await database.drop();
+      }
+    });
+    return;
+  }
+
+  it('should replay every recorded history with the current workflow code', async () => {
+    const files = (await readdir(FIXTURES)).filter((f) => f.endsWith('.json')).sort();
+    expect(files.length).toBeGreaterThanOrEqual(4);
+    const bundlePath = process.env['TIDESYNC_WORKFLOW_BUNDLE'];
+    const workflows = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../src/workflows') };
+    for (const file of files) {
+      const history = historyFromJSON(JSON.parse(await readFile(path.join(FIXTURES, file), 'utf8')));
+      await expect(Worker.runReplayHistory(workflows, history, file)).resolves.toBeUndefined();
+    }
+  });
+});
