@@ -13,8 +13,7 @@ import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS
 import type { Integration } from './connectors/connector';
 import { changedSignal, type ExportInput, type ExportResult } from './workflows';
 
-/** The task queue tidesync's workers poll unless configured otherwise. */
-export const DEFAULT_TASK_QUEUE = 'tidesync';
+import { DEFAULT_TASK_QUEUE } from './config';
 
 /** One entity to export. */
 export interface ExportRequest {

@@ -3,6 +3,9 @@
  * README), with its default.
  */
 
+/** The task queue tidesync's workers poll unless configured otherwise. */
+export const DEFAULT_TASK_QUEUE = 'tidesync';
+
 /** Settings read from the environment. */
 export interface TidesyncConfig {
   /** `DATABASE_URL`: PostgreSQL to use; unset = the embedded one (dev) or a running dev stack. */
@@ -23,7 +26,7 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): TidesyncConfig
     databaseUrl: env['DATABASE_URL'] || undefined,
     temporalAddress: env['TEMPORAL_ADDRESS'] || undefined,
     namespace: env['TEMPORAL_NAMESPACE'] || 'default',
-    taskQueue: env['TIDESYNC_TASK_QUEUE'] || 'tidesync',
+    taskQueue: env['TIDESYNC_TASK_QUEUE'] || DEFAULT_TASK_QUEUE,
     jobDirs: (env['TIDESYNC_JOBS_DIR'] ?? '').split(':').filter((d) => d !== ''),
   };
 }

@@ -6,7 +6,7 @@
 import { DefaultLogger, type LogLevel, type NativeConnection, Runtime as TemporalRuntime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
 import type { SecretResolver } from './activities/secrets';
-import { DEFAULT_TASK_QUEUE } from './client';
+import { DEFAULT_TASK_QUEUE } from './config';
 import type { Runtime } from './runtime';
 
 /** Options of `createWorker`. */

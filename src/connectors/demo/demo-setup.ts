@@ -12,6 +12,7 @@ import { DemoContactProcessor } from './contact-processor';
 import { ensureContactsTable, type LocalContact, seedContacts } from './local-contacts';
 import { DemoCrmClient, type RemoteContact } from './remote/crm-client';
 import { DemoCrmServer } from './remote/crm-server';
+import type { CrmWriteHook } from './remote/crm-store';
 
 /** The environment variable the demo integration's secret reference names. */
 export const DEMO_TOKEN_ENV = 'TIDESYNC_DEMO_CRM_TOKEN';
@@ -25,6 +26,8 @@ export interface DemoSetupOptions {
   readonly integrationName?: string;
   /** Where the demo CRM keeps its data between runs; in memory when omitted. */
   readonly dataFile?: string;
+  /** Sees every write the CRM applies for us (the latency benchmark times them). */
+  readonly onWrite?: CrmWriteHook;
 }
 
 /** A running demo: its CRM, its integration and a client for the CRM. */
@@ -42,7 +45,12 @@ export async function setupDemo(options: DemoSetupOptions): Promise<Demo> {
   // The token lives in the environment; the integration stores only a reference to it.
   const token = process.env[DEMO_TOKEN_ENV] || randomBytes(16).toString('hex');
   process.env[DEMO_TOKEN_ENV] = token;
-  const remote = await DemoCrmServer.start({ token, port: 0, ...(options.dataFile ? { dataFile: options.dataFile } : {}) });
+  const remote = await DemoCrmServer.start({
+    token,
+    port: 0,
+    ...(options.dataFile ? { dataFile: options.dataFile } : {}),
+    ...(options.onWrite ? { onWrite: options.onWrite } : {}),
+  });
   const integration = await upsertIntegration(options.db, {
     type: DEMO_INTEGRATION_TYPE,
     name: options.integrationName ?? 'demo',

@@ -1,0 +1,35 @@
+/**
+ * `npm run bench -- <name>`: runs one benchmark. Each prints exactly one JSON object as the last
+ * line of stdout (so scripts can `tail -1`) and its progress on stderr.
+ */
+import { runLatencyBench } from './latency';
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/** The benchmarks by name. */
+const BENCHMARKS: Readonly<Record<string, () => Promise<unknown>>> = {
+  latency: () => runLatencyBench(log),
+};
+
+async function run(): Promise<number> {
+  const name = process.argv[2];
+  const bench = name === undefined ? undefined : BENCHMARKS[name];
+  if (!bench) {
+    const known = Object.keys(BENCHMARKS).join(', ');
+    log(name === undefined ? `name a benchmark (known: ${known})` : `unknown benchmark '${name}' (known: ${known})`);
+    return 2;
+  }
+  const result = await bench();
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  return 0;
+}
+
+run().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    log(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 1;
+  },
+);
