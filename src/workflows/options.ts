@@ -1,19 +1,28 @@
 /** Timeouts and retry policies of the export activities, named so they are easy to review. */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 
 /** Failure types that retrying cannot fix (see `activities/failures.ts`). */
 const NON_RETRYABLE = ['ConfigurationError', 'PermanentRemoteError', 'RemoteNotFoundError'];
 
-/** Database work: quick, retried a few times for a restarting database. */
+/** Retries of database work: quick, a few times, for a restarting database. */
+const DATABASE_RETRY = {
+  initialInterval: '500 milliseconds',
+  backoffCoefficient: 2,
+  maximumInterval: '10 seconds',
+  maximumAttempts: 8,
+  nonRetryableErrorTypes: NON_RETRYABLE,
+} as const;
+
+/** Database work: reading entities and sync state, planning changes. */
 export const DATABASE_ACTIVITY_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
-  retry: {
-    initialInterval: '500 milliseconds',
-    backoffCoefficient: 2,
-    maximumInterval: '10 seconds',
-    maximumAttempts: 8,
-    nonRetryableErrorTypes: NON_RETRYABLE,
-  },
+  retry: { ...DATABASE_RETRY, nonRetryableErrorTypes: [...DATABASE_RETRY.nonRetryableErrorTypes] },
+};
+
+/** Execution records (local activities): quick writes to our own database, retried in the worker. */
+export const BOOKKEEPING_ACTIVITY_OPTIONS: LocalActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { ...DATABASE_RETRY, nonRetryableErrorTypes: [...DATABASE_RETRY.nonRetryableErrorTypes] },
 };
 
 /**
