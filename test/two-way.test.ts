@@ -256,4 +256,14 @@ describe('two-way correctness against the demo CRM', () => {
     expect(again.written).toEqual([{ key: '10', remoteId: expect.any(String), operation: 'create' }]);
     expect(await remoteOf(integrations.strict, 10)).toMatchObject({ phone: 'still removed' });
   });
+
+  it('should record a tombstone for a local delete when the writer cannot delete', async () => {
+    const created = await exportContact(integrations.crash, 11);
+    const remoteId = created.written[0]?.remoteId as string;
+    await sql`delete from contacts where id = 11`.execute(db);
+    const outcome = await exportContact(integrations.crash, 11);
+    expect(outcome.warnings).toEqual(['export_contact: entity 11 was deleted locally; recorded a tombstone (the writer cannot delete)']);
+    expect(await state(integrations.crash, 11)).toMatchObject({ status: 'tombstone', remote_id: remoteId });
+    expect(await demo.crm.get(remoteId)).not.toBeNull();
+  });
 });
