@@ -118,6 +118,22 @@ describe('transactional outbox and relay', () => {
     }
   });
 
+  it('should give a row dispatched twice (relay crash before the mark) no second effect', async () => {
+    await db.transaction().execute(async (trx) => {
+      await sql`update contacts set phone = 'dispatched twice' where id = 37`.execute(trx);
+      await enqueueExport(trx, { integration, connector: 'contact', id: 37 });
+    });
+    await waitFor('contact 37 exported', async () => (await compareRemoteWithLocal(demo, db, [37])).matches);
+    await waitForIdle([37]);
+    const writes = demo.remote.stats().writes;
+    // As if the relay had crashed after signalling Temporal but before marking the row.
+    await db.updateTable('tidesync_outbox').set({ status: 'pending' }).where(sql<boolean>`entity_id = to_jsonb(37)`).execute();
+    await waitFor('the row dispatched again', async () => (await outboxRows(37)).every((r) => r.status === 'dispatched' && r.attempts === 2));
+    await waitForIdle([37]);
+    expect(demo.remote.stats().writes).toBe(writes);
+    expect((await compareRemoteWithLocal(demo, db, [37])).matches).toBe(true);
+  });
+
   it('should mark rows of a disabled or one-way integration skipped with the reason, never drop them', async () => {
     const disabled = uniqueName('off');
     await upsertIntegration(db, { type: 'demo', name: disabled, enabled: false, transport: demo.integration.transport });
