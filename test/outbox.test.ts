@@ -69,7 +69,8 @@ describe('transactional outbox and relay', () => {
     await waitForIdle(ids);
     demo.remote.resetStats();
 
-    // 1,000 committed transactions, 20 at a time, each changing one of the 10 contacts.
+    // 1,000 committed transactions, 20 at a time, each changing one of the 10 contacts, spread over
+    // about five seconds: far longer than one export takes, so passes would repeat without coalescing.
     let next = 0;
     await Promise.all(
       Array.from({ length: 20 }, async () => {
@@ -79,6 +80,7 @@ describe('transactional outbox and relay', () => {
             await sql`update contacts set phone = ${`burst-${i}`} where id = ${id}`.execute(trx);
             await enqueueExport(trx, { integration, connector: 'contact', id });
           });
+          await new Promise((resolve) => setTimeout(resolve, 100));
         }
       }),
     );
