@@ -13,6 +13,7 @@ import { compareRemoteWithLocal, localContactIds, setupDemo } from './connectors
 import { createDb } from './db/connect';
 import { migrateToLatest } from './db/migrations';
 import { createRuntime } from './runtime';
+import { OutboxRelay } from './outbox/relay';
 import { onShutdown, startDevStack } from './stack/dev-stack';
 import { tidesyncHome } from './stack/paths';
 import { createWorker } from './worker';
@@ -119,6 +120,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     });
 
     demo.remote.resetStats();
+    // Outbox rows (from enqueueExport or capture triggers) are exported while the demo runs.
+    const relay = new OutboxRelay({ db, databaseUrl: stack.databaseUrl, client, log: say });
+    relay.start();
+    cleanups.unshift(() => relay.stop());
+
     let faultsInjected = 0;
     if (options.faults) {
       // Only writes fail: reads (the check below) must see the real data.
@@ -189,7 +195,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       say(`inspect the runs: ${stack.uiUrl}/namespaces/${stack.namespace}/workflows?query=${encodeURIComponent(`TidesyncIntegration="${demo.integration.name}"`)}`);
     }
     if (!options.once) {
-      say('worker running; export more with `npx tidesync export demo contact <id>` in another terminal. Ctrl-C to stop.');
+      say(
+        'worker and outbox relay running; export more with `npx tidesync export demo contact <id>`, or capture changes with ' +
+          '`npx tidesync capture install --integration demo --connector contact`, in another terminal. Ctrl-C to stop.',
+      );
       await stopRequested;
     }
     summary.wallMs = Date.now() - started;
