@@ -150,6 +150,8 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
       for (const s of processed.skipped) warnings.push(`${step.name}: entity ${s.key} skipped: ${s.reason}`);
       failures.push(...processed.failures);
 
+      // Nothing to write (all skipped or missing): no remote activity at all.
+      if (processed.changes.length === 0) continue;
       setCurrentDetails(`pass ${iteration}, **${step.title}**: writing ${processed.changes.length} changes`);
       const result = await writeActivities.writeStep({ ...stepInput, changes: processed.changes });
       for (const w of result.written) {
