@@ -38,6 +38,8 @@ export interface ExportInput {
   readonly integration: string;
   readonly connector: string;
   readonly ids: readonly EntityId[];
+  /** Passes before the run continues as new; default `MAX_PASSES_PER_RUN`. */
+  readonly maxPassesPerRun?: number;
 }
 
 /** What an export run returns (each pass is also kept in its execution record). */
@@ -99,7 +101,7 @@ export async function exportJob(input: ExportInput): Promise<ExportResult> {
     if (pass.status === 'failed') {
       throw ApplicationFailure.create({ message: pass.error ?? 'export failed', type: 'ExportStepFailed', nonRetryable: true });
     }
-  } while (changed && passes < MAX_PASSES_PER_RUN && !workflowInfo().continueAsNewSuggested);
+  } while (changed && passes < (input.maxPassesPerRun ?? MAX_PASSES_PER_RUN) && !workflowInfo().continueAsNewSuggested);
 
   if (changed) {
     // Keep the history small: a new run starts with a fresh history and exports the latest state.
