@@ -62,7 +62,7 @@ describe('the demo, end to end through the CLI', () => {
     expect(second).toMatchObject({ contacts: 25, exported: 0, skipped: 25, failed: 0, remoteMatchesLocal: true });
   });
 
-  it('should export by id with `tidesync export`, run `tidesync worker`, and list runs with `tidesync status`', async () => {
+  it('should export by id, run the worker with its relay, capture changes, list runs and conflicts, and reset', async () => {
     // The demo CRM kept its data in TIDESYNC_HOME; serve it again and point the integration at it.
     const remote = await DemoCrmServer.start({ token: TOKEN, dataFile: path.join(env['TIDESYNC_HOME'] as string, 'demo-crm.json') });
     const worker = spawn(process.execPath, [path.join(root, 'bin/tidesync.js'), 'worker'], { cwd: root, env });
@@ -95,6 +95,32 @@ describe('the demo, end to end through the CLI', () => {
       expect(rows.map((r) => r.entity_ids[0]).sort()).toEqual(['3', '999']);
       const table = await runCli(['status'], env);
       expect(table.stdout).toMatch(new RegExp(`demo_contact_export\\s+${INTEGRATION}\\s+contact\\s+3\\s+completed`));
+
+      // Capture triggers + the relay inside `tidesync worker`: a plain UPDATE reaches the remote.
+      const capture = await runCli(['capture', 'install', '--integration', INTEGRATION, '--connector', 'contact', '--fields', 'phone'], env);
+      expect(capture.stdout).toMatch(/capturing public\.contacts .* updates of phone/);
+      await sql`update contacts set phone = 'captured by the trigger' where id = 4`.execute(database.db);
+      const remoteId4 = await database.db
+        .selectFrom('tidesync_sync_state')
+        .select('remote_id')
+        .where('entity_id', '=', '4')
+        .executeTakeFirstOrThrow();
+      const deadline = Date.now() + 30_000;
+      while (remote.contacts().find((c) => c.id === remoteId4.remote_id)?.phone !== 'captured by the trigger' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(remote.contacts().find((c) => c.id === remoteId4.remote_id)?.phone).toBe('captured by the trigger');
+
+      const conflicts = await runCli(['conflicts', '--json'], env);
+      expect(JSON.parse(conflicts.stdout)).toEqual([]);
+      const noState = await runCli(['reset', INTEGRATION, 'contact', '999'], env);
+      expect({ code: noState.code, out: noState.stdout.trim() }).toEqual({
+        code: 1,
+        out: `${INTEGRATION}/contact/999 has no sync state: nothing to reset`,
+      });
+      const reset = await runCli(['reset', INTEGRATION, 'contact', '5'], env);
+      expect(reset.code).toBe(0);
+      expect(await database.db.selectFrom('tidesync_sync_state').select('entity_id').where('entity_id', '=', '5').execute()).toEqual([]);
 
       const unknown = await runCli(['export', INTEGRATION, 'deal', '1'], env);
       expect(unknown.code).toBe(1);
