@@ -160,28 +160,18 @@ describe('export workflow against the demo CRM', () => {
     expect(text).not.toContain(process.env[DEMO_TOKEN_ENV]);
   });
 
-  /** Attempts of the write activity, read from the run's history. */
+  /**
+   * Attempts of the write activity, read from the run's history. The server records one started
+   * event per activity, when its last attempt starts, carrying that attempt's number; the gap from
+   * the scheduled event to it is the time spent failing and backing off.
+   */
   async function writeAttempts(workflowId: string, runId: string): Promise<{ started: number; gapsMs: number[] }> {
     const history = await engine.temporal.workflow.getHandle(workflowId, runId).fetchHistory();
     const events = history.events ?? [];
-    const scheduledIds = new Set(
-      events
-        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'writeStep')
-        .map((e) => String(e.eventId)),
-    );
-    const started = events.filter(
-      (e) => e.activityTaskStartedEventAttributes && scheduledIds.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)),
-    );
-    // The server records one started event per activity with the final attempt number.
-    const attempt = started[0]?.activityTaskStartedEventAttributes?.attempt ?? 0;
-    const failure = started[0]?.activityTaskStartedEventAttributes?.lastFailure;
-    const gapsMs: number[] = [];
-    const completed = events.find((e) => e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes);
-    if (failure && completed?.eventTime && started[0]?.eventTime) {
-      // The started event is written when the last attempt starts; the scheduled one at the first.
-      const scheduledEvent = events.find((e) => scheduledIds.has(String(e.eventId)));
-      gapsMs.push(toMs(started[0].eventTime) - toMs(scheduledEvent?.eventTime));
-    }
+    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'writeStep');
+    const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled?.eventId));
+    const attempt = started?.activityTaskStartedEventAttributes?.attempt ?? 0;
+    const gapsMs = attempt > 1 ? [toMs(started?.eventTime) - toMs(scheduled?.eventTime)] : [];
     return { started: attempt, gapsMs };
   }
 });

@@ -26,6 +26,14 @@ export function hashSnapshot(value: unknown): string {
   return createHash('sha256').update(canonicalJson(value)).digest('hex');
 }
 
+/** A short, stable key from parts (null written as `-`): the same parts always give the same key. */
+export function stableKey(...parts: ReadonlyArray<string | number | null>): string {
+  return createHash('sha256')
+    .update(parts.map((p) => p ?? '-').join('\u0000'))
+    .digest('hex')
+    .slice(0, 40);
+}
+
 /**
  * The idempotency key of one change: the same for every retry of that change, different for any
  * other change of the same entity (it includes the state the change starts from, so A -> B -> A
@@ -39,8 +47,5 @@ export function idempotencyKey(parts: {
   previousHash: string | null;
   hash: string;
 }): string {
-  return createHash('sha256')
-    .update([parts.integrationId, parts.connector, parts.step, parts.entityKey, parts.previousHash ?? '-', parts.hash].join('\u0000'))
-    .digest('hex')
-    .slice(0, 40);
+  return stableKey(parts.integrationId, parts.connector, parts.step, parts.entityKey, parts.previousHash, parts.hash);
 }

@@ -1,5 +1,5 @@
 /** Reads and writes `tidesync_sync_state`. */
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { SyncState } from '../connectors/connector';
 import type { TidesyncDatabase } from '../db/schema';
 
@@ -7,6 +7,11 @@ import type { TidesyncDatabase } from '../db/schema';
 export interface SyncScope {
   readonly integrationId: number;
   readonly connector: string;
+}
+
+/** The condition that picks one entity's sync state row. */
+function oneEntity(eb: ExpressionBuilder<TidesyncDatabase, 'tidesync_sync_state'>, scope: SyncScope, key: string) {
+  return eb.and([eb('integration_id', '=', scope.integrationId), eb('connector', '=', scope.connector), eb('entity_id', '=', key)]);
 }
 
 /** Loads the sync state of many entities in one query, by entity key. */
@@ -86,9 +91,7 @@ export async function saveRemoved(
   await db
     .updateTable('tidesync_sync_state')
     .set({ status, snapshot: null, snapshot_hash: null, last_synced_at: new Date(), last_error: null, updated_at: new Date() })
-    .where('integration_id', '=', scope.integrationId)
-    .where('connector', '=', scope.connector)
-    .where('entity_id', '=', key)
+    .where((eb) => oneEntity(eb, scope, key))
     .execute();
 }
 
@@ -97,9 +100,7 @@ export async function saveRemoteRemoved(db: Kysely<TidesyncDatabase>, scope: Syn
   await db
     .updateTable('tidesync_sync_state')
     .set({ status: 'remote_removed', last_error: reason, updated_at: new Date() })
-    .where('integration_id', '=', scope.integrationId)
-    .where('connector', '=', scope.connector)
-    .where('entity_id', '=', key)
+    .where((eb) => oneEntity(eb, scope, key))
     .execute();
 }
 
@@ -107,9 +108,7 @@ export async function saveRemoteRemoved(db: Kysely<TidesyncDatabase>, scope: Syn
 export async function resetSyncState(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string): Promise<boolean> {
   const result = await db
     .deleteFrom('tidesync_sync_state')
-    .where('integration_id', '=', scope.integrationId)
-    .where('connector', '=', scope.connector)
-    .where('entity_id', '=', key)
+    .where((eb) => oneEntity(eb, scope, key))
     .executeTakeFirst();
   return result.numDeletedRows > 0n;
 }

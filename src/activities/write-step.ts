@@ -2,13 +2,13 @@
  * The write activity's per-record logic: create, update with conflict detection and a three-way
  * merge under a conditional write, delete or tombstone, and the remote-gone policy.
  */
-import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Change, Connector, SyncState, WriteContext, Writer } from '../connectors/connector';
 import { RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from '../connectors/errors';
 import type { TidesyncDatabase } from '../db/schema';
 import { mergeRecord } from '../sync/merge';
 import { changedFields } from '../sync/values';
+import { stableKey } from './snapshot';
 import { type SyncScope, saveRemoteRemoved, saveRemoved, saveSynced } from './sync-state';
 import type { PlannedChange, RecordedConflict, WrittenRecord } from './types';
 import type { Conflict } from '../sync/merge';
@@ -29,11 +29,6 @@ export interface WriteChangeDeps {
   readonly writer: Writer;
   readonly connector: Connector;
   readonly context: WriteContext;
-}
-
-/** A key that is stable for retries of one request but differs when the request body would. */
-function derivedKey(base: string, ...parts: Array<string | null>): string {
-  return createHash('sha256').update([base, ...parts.map((p) => p ?? '-')].join('\u0000')).digest('hex').slice(0, 40);
 }
 
 /** Writes one planned change; see the module comment. */
@@ -94,7 +89,7 @@ export async function writeChange(
     const body = partial ? toSend : Object.fromEntries(Object.keys(change.data).map((f) => [f, merged[f]]));
     try {
       const result = await writer.write(
-        { ...change, data: body, partial, expectedVersion: remote.version, idempotencyKey: derivedKey(change.idempotencyKey, remote.version) },
+        { ...change, data: body, partial, expectedVersion: remote.version, idempotencyKey: stableKey(change.idempotencyKey, remote.version) },
         context,
       );
       // The snapshot is what local looked like: the base of the next three-way merge.
@@ -121,7 +116,7 @@ async function remoteMissing(deps: WriteChangeDeps, change: Change, hash: string
     await saveRemoteRemoved(deps.db, deps.scope, change.key, `remote record ${change.remoteId} was removed on the remote`);
     return { kind: 'removed', warning: `remote record ${change.remoteId} is gone; marked remote-removed (reset it to export again)` };
   }
-  const outcome = await create(deps, { ...change, idempotencyKey: derivedKey(change.idempotencyKey, 'recreate', change.remoteId) }, hash);
+  const outcome = await create(deps, { ...change, idempotencyKey: stableKey(change.idempotencyKey, 'recreate', change.remoteId) }, hash);
   return outcome.kind === 'written'
     ? { ...outcome, warning: `remote record ${change.remoteId} was gone; created it again as ${outcome.record.remoteId}` }
     : outcome;
