@@ -19,7 +19,7 @@ const forbiddenInWorkflows = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.tidesync/**', 'coverage/**', 'bin/**', '*.config.js', '*.config.mjs'] },
+  { ignores: ['dist/**', '.build/**', '**/node_modules/**', 'node_modules/**', '.tidesync/**', 'coverage/**', 'bin/**', '*.config.js', '*.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -46,7 +46,7 @@ export default tseslint.config(
           })),
           patterns: [
             {
-              group: ['../activities', '../activities/*', '../db/*', '../stack/*', '../connectors/*', '../client', '../worker'],
+              group: ['../activities', '../activities/*', '../store/*', '../stack/*', '../connectors/*', '../outbox/*', '../config/*', '../client', '../worker', '../start'],
               allowTypeImports: true,
               message: 'workflows may import only the types of activities; side effects belong in activities',
             },

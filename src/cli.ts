@@ -1,9 +1,9 @@
 /**
- * The `tidesync` command line. Each command is one async function in `commands/` (or `demo.ts`);
+ * The `tidesync` command line. Each command is one async function in `commands/`;
  * this file only parses arguments and turns errors into a message and a non-zero exit code.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { runDemo } from './demo';
+import { devCommand } from './commands/dev';
 import { exportCommand } from './commands/export';
 import { integrationListCommand, integrationSetCommand } from './commands/integration';
 import { statusCommand } from './commands/status';
@@ -12,7 +12,8 @@ import { relayCommand } from './commands/relay';
 import { captureInstallCommand, captureRemoveCommand } from './commands/capture';
 import { conflictsCommand, resetCommand } from './commands/conflicts';
 import { DEFAULT_UI_PORT } from './stack/temporal-server';
-import { TidesyncError } from './connectors/errors';
+import { TidesyncError } from './errors';
+import { CONFIG_ENV } from './config/load-config';
 import { installRuntime } from './worker';
 
 function positiveInt(value: string): number {
@@ -37,28 +38,32 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<number>) {
 
 const program = new Command('tidesync')
   .description('durable reverse synchronization: push PostgreSQL entities to remote systems as Temporal workflows')
-  .showHelpAfterError();
+  .option('--config <file>', `the config file (default: tidesync.config.{ts,mts,cts,mjs,js,cjs} in this folder, or ${CONFIG_ENV})`)
+  .showHelpAfterError()
+  .hook('preAction', (command) => {
+    // Every command loads the config through loadConfig, which reads this variable.
+    const file = command.opts<{ config?: string }>().config;
+    if (file) process.env[CONFIG_ENV] = file;
+  });
 
 program
   .command('dev')
-  .description('start the embedded stack (PostgreSQL, Temporal dev server + UI), the worker, and the demo export')
+  .description(
+    "start the embedded stack (PostgreSQL, Temporal dev server + UI), the worker and a relay for the config, and run the config's dev hook " +
+      '(options it does not know go to the hook, e.g. the demo\'s --contacts N, --no-faults, --integration NAME)',
+  )
   .option('--ui-port <port>', 'Temporal Web UI port', positiveInt, DEFAULT_UI_PORT)
-  .option('--once', 'exit after the demo exports finish instead of running until Ctrl-C', false)
-  .option('--json', 'print the summary as JSON on the last line of stdout', false)
-  .option('--contacts <n>', 'contacts to seed when the table is empty', positiveInt, 50)
-  .option('--no-faults', 'do not make the demo CRM fail a few requests')
-  .option('--integration <name>', 'name of the demo integration', 'demo')
+  .option('--once', "exit after the config's dev hook finishes instead of running until Ctrl-C", false)
+  .option('--json', "print the dev hook's summary as JSON on the last line of stdout", false)
+  .allowUnknownOption()
+  .allowExcessArguments()
   .action(
-    action(async (opts: { uiPort: number; once: boolean; json: boolean; contacts: number; faults: boolean; integration: string }) => {
-      const summary = await runDemo(opts);
-      if (opts.json) console.log(JSON.stringify(summary));
-      return summary.failed === 0 && summary.remoteMatchesLocal ? 0 : 1;
-    }),
+    action((opts: { uiPort: number; once: boolean; json: boolean }, command: Command) => devCommand({ ...opts, args: command.args })),
   );
 
 program
   .command('worker')
-  .description('run the worker (and an outbox relay) against DATABASE_URL and TEMPORAL_ADDRESS (or a running `tidesync dev`)')
+  .description("run the worker (and an outbox relay) for the config's connectors against its database and Temporal (or a running `tidesync dev`)")
   .option('--no-relay', 'do not run an outbox relay in this process')
   .action(action((opts: { relay: boolean }) => workerCommand(opts)));
 

@@ -4,16 +4,17 @@
  */
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import type { Kysely } from 'kysely';
-import type { TidesyncDatabase } from './db/schema';
+import type { TidesyncDatabase } from './store/schema';
 import { type EntityId, encodeEntityId } from './entity-id';
-import { getIntegration } from './integrations';
-import { type JobExecution, listExecutions } from './activities/executions';
+import { type IntegrationSettings, getIntegration, upsertIntegration } from './store/integrations';
+import { type JobExecution, listExecutions } from './store/executions';
+import { type EntitySyncState, listSyncStates } from './store/sync-state';
 import { type Runtime, getJob } from './runtime';
 import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from './search-attributes';
 import type { Integration } from './connectors/connector';
 import { changedSignal, type ExportInput, type ExportResult } from './workflows';
 
-import { DEFAULT_TASK_QUEUE } from './config';
+import { DEFAULT_TASK_QUEUE } from './config/servers';
 
 /** One entity to export. */
 export interface ExportRequest {
@@ -49,8 +50,7 @@ export type ExportOutcome =
 
 /** Options of `TidesyncClient`. */
 export interface TidesyncClientOptions {
-  readonly runtime: Pick<Runtime, 'connectors' | 'jobs'>;
-  readonly db: Kysely<TidesyncDatabase>;
+  readonly runtime: Pick<Runtime, 'connectors' | 'jobs' | 'store'>;
   readonly temporal: Client;
   readonly taskQueue?: string;
 }
@@ -62,14 +62,14 @@ export function exportWorkflowId(integration: string, connector: string, id: Ent
 
 /** Schedules exports and reads their results. */
 export class TidesyncClient {
-  readonly #runtime: Pick<Runtime, 'connectors' | 'jobs'>;
+  readonly #runtime: Pick<Runtime, 'connectors' | 'jobs' | 'store'>;
   readonly #db: Kysely<TidesyncDatabase>;
   readonly #temporal: Client;
   readonly #taskQueue: string;
 
   constructor(options: TidesyncClientOptions) {
     this.#runtime = options.runtime;
-    this.#db = options.db;
+    this.#db = options.runtime.store;
     this.#temporal = options.temporal;
     this.#taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
   }
@@ -133,6 +133,23 @@ export class TidesyncClient {
       if (!(err instanceof WorkflowFailedError)) throw err;
       return { ok: false, workflowId: scheduled.workflowId, error: err.cause?.message ?? err.message };
     }
+  }
+
+  /** Creates an integration (a link to one remote instance), or updates the one of that name. */
+  async upsertIntegration(settings: IntegrationSettings): Promise<Integration> {
+    this.#runtime.connectors.get(settings.type, undefined);
+    return upsertIntegration(this.#db, settings);
+  }
+
+  /** The integration called `name`, or a `ConfigurationError` listing the configured ones. */
+  async getIntegration(name: string): Promise<Integration> {
+    return getIntegration(this.#db, name);
+  }
+
+  /** What tidesync knows of each exported entity of one connector: remote id, status, last error. */
+  async syncStates(request: { integration: string; connector: string }): Promise<EntitySyncState[]> {
+    const integration = await getIntegration(this.#db, request.integration);
+    return listSyncStates(this.#db, { integrationId: integration.id, connector: request.connector });
   }
 
   /** Recent job execution records, newest first. */

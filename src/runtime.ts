@@ -1,55 +1,84 @@
 /**
- * What the worker and the client share: the database, the connector registry, the service
- * registry and the loaded job definitions.
+ * What the worker and the client share: the databases, the connector registry, the service
+ * registry and the loaded job definitions. Built in two phases so a broken configuration is
+ * reported before anything connects: `buildRegistries` (files only), then `createRuntime`.
  */
 import type { Kysely } from 'kysely';
-import { registerBuiltinIntegrations } from './connectors';
-import { EntityByIdReader } from './connectors/readers/entity-by-id-reader';
+import type { TidesyncConfig } from './config/define-config';
+import { ENTITY_BY_ID, EntityByIdReader } from './connectors/readers/entity-by-id-reader';
 import { ConnectorRegistry } from './connectors/registry';
-import type { TidesyncDatabase } from './db/schema';
+import { ConfigurationError } from './errors';
 import type { JobDefinition } from './jobs/definition';
-import { BUILTIN_JOBS_DIR, loadJobs, prepareJobs } from './jobs/loader';
+import { checkJobServices, loadJobs, prepareJobs } from './jobs/loader';
 import { ServiceRegistry } from './jobs/service-registry';
-import { ConfigurationError } from './connectors/errors';
+import type { Databases } from './store/db';
+import type { TidesyncDatabase } from './store/schema';
 
-/** The wired-up parts of tidesync. */
-export interface Runtime {
-  readonly db: Kysely<TidesyncDatabase>;
+/** The registries and jobs of a configuration. */
+export interface Registries {
   readonly connectors: ConnectorRegistry;
   readonly services: ServiceRegistry;
   readonly jobs: ReadonlyMap<string, JobDefinition>;
 }
 
-/** Options of `createRuntime`. */
-export interface RuntimeOptions {
-  readonly db: Kysely<TidesyncDatabase>;
-  /** Extra folders of job definition files, after the built-in ones. */
-  readonly jobDirs?: readonly string[];
-  /** Registers extra connectors and services (an application's own integrations). */
+/** The wired-up parts of tidesync. */
+export interface Runtime extends Registries {
+  /** The application's tables (readers, write-backs, capture). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly app: Kysely<any>;
+  /** tidesync's own tables. */
+  readonly store: Kysely<TidesyncDatabase>;
+  /** The schema of tidesync's tables. */
+  readonly schema: string;
+}
+
+/** What a runtime is built from: the application's declarations. */
+export type RuntimeDeclarations = Pick<TidesyncConfig, 'connectors' | 'readers' | 'processors' | 'writers' | 'jobs'> & {
+  /** Registers more connectors and services by code (tests, embedding applications). */
   readonly register?: (connectors: ConnectorRegistry, services: ServiceRegistry) => void;
+};
+
+/** Options of `createRuntime`. */
+export interface RuntimeOptions extends RuntimeDeclarations {
+  readonly databases: Databases;
   /** Check readers' parameters against the database (the worker does; the client need not). */
   readonly prepare?: boolean;
 }
 
-/** Builds the registries, loads and validates the job definitions. */
-export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
+/**
+ * Registers the declared connectors and services, loads the job folders, and checks that every
+ * connector's job is declared and every service a job names is registered. Touches no server.
+ */
+export async function buildRegistries(declarations: RuntimeDeclarations): Promise<Registries> {
   const connectors = new ConnectorRegistry();
   const services = new ServiceRegistry();
-  services.register('reader', 'entity.by_id', new EntityByIdReader(options.db));
-  registerBuiltinIntegrations(connectors, services);
-  options.register?.(connectors, services);
+  for (const connector of declarations.connectors ?? []) connectors.register(connector);
+  for (const [name, reader] of Object.entries(declarations.readers ?? {})) services.register('reader', name, reader);
+  for (const [name, processor] of Object.entries(declarations.processors ?? {})) services.register('processor', name, processor);
+  for (const [name, writer] of Object.entries(declarations.writers ?? {})) services.register('writer', name, writer);
+  declarations.register?.(connectors, services);
 
-  const jobs = await loadJobs([BUILTIN_JOBS_DIR, ...(options.jobDirs ?? [])]);
+  const jobs = await loadJobs(declarations.jobs ?? []);
   for (const connector of connectors.list()) {
     const job = connector.getExportJobName();
     if (!jobs.has(job)) {
       throw new ConfigurationError(
-        `connector '${connector.integrationType}/${connector.name}' names export job '${job}', which no job definition declares`,
+        `connector '${connector.integrationType}/${connector.name}' names export job '${job}', which no job definition declares ` +
+          `(declared: ${[...jobs.keys()].sort().join(', ') || 'none'}; job folders: ${(declarations.jobs ?? []).join(', ') || 'none'})`,
       );
     }
   }
-  if (options.prepare ?? true) await prepareJobs(jobs.values(), services);
-  return { db: options.db, connectors, services, jobs };
+  checkJobServices(jobs.values(), services, [ENTITY_BY_ID]);
+  return { connectors, services, jobs };
+}
+
+/** Builds the registries, adds the built-in reader bound to the database, and prepares the jobs. */
+export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const registries = await buildRegistries(options);
+  const { app, store, schema } = options.databases;
+  if (!registries.services.has('reader', ENTITY_BY_ID)) registries.services.register('reader', ENTITY_BY_ID, new EntityByIdReader(app));
+  if (options.prepare ?? true) await prepareJobs(registries.jobs.values(), registries.services);
+  return { ...registries, app, store, schema };
 }
 
 /** The job called `name`, or a `ConfigurationError` listing the known jobs. */

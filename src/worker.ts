@@ -5,8 +5,8 @@
  */
 import { DefaultLogger, type LogLevel, type NativeConnection, Runtime as TemporalRuntime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities';
-import type { SecretResolver } from './activities/secrets';
-import { DEFAULT_TASK_QUEUE } from './config';
+import type { SecretResolver } from './secrets';
+import { DEFAULT_TASK_QUEUE } from './config/servers';
 import type { Runtime } from './runtime';
 
 /** Options of `createWorker`. */

@@ -1,7 +1,8 @@
 import { type Kysely, sql } from 'kysely';
-import { type Demo, setupDemo } from '../src/connectors/demo/demo-setup';
-import type { TidesyncDatabase } from '../src/db/schema';
-import { installCapture, removeCapture, withTidesyncOrigin } from '../src/outbox/capture';
+import { type Demo, setupDemo } from '../examples/demo/demo-setup';
+import type { TidesyncDatabase } from '../src/store/schema';
+import { installCapture, removeCapture } from '../src/outbox/capture';
+import { withTidesyncOrigin } from '../src/store/origin';
 import { OutboxRelay } from '../src/outbox/relay';
 import { createTestDatabase, startTestEngine, type TestEngine, uniqueName, waitFor } from './helpers';
 
@@ -15,8 +16,8 @@ describe('change capture triggers', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = database.db;
-    demo = await setupDemo({ db, contacts: 5, integrationName: integration });
-    engine = await startTestEngine(db);
+    engine = await startTestEngine(database);
+    demo = await setupDemo({ db: database.app, client: engine.client, contacts: 5, integrationName: integration });
   });
   afterAll(async () => {
     await engine?.close();
@@ -24,42 +25,43 @@ describe('change capture triggers', () => {
     await database?.drop();
   });
   beforeEach(async () => {
-    await db.deleteFrom('tidesync_outbox').execute();
+    await db.deleteFrom('outbox').execute();
   });
 
   const outbox = () =>
-    db.selectFrom('tidesync_outbox').select(['entity_id', 'operation', 'connector']).orderBy('id').execute();
+    db.selectFrom('outbox').select(['entity_id', 'connector']).orderBy('id').execute();
 
   it('should capture inserts, updates of watched fields only, and deletes', async () => {
     const installed = await installCapture(engine.runtime, { integration, connector: 'contact', fields: ['email', 'phone'] });
     expect(installed).toMatchObject({ table: 'public.contacts', identifier: ['id'], fields: ['email', 'phone'] });
 
-    await sql`insert into contacts (id, first_name, email) values (100, 'New', 'new@example.com')`.execute(db);
-    await sql`update contacts set first_name = 'Renamed' where id = 100`.execute(db);
-    expect(await outbox()).toEqual([{ entity_id: 100, operation: 'upsert', connector: 'contact' }]);
+    await sql`insert into contacts (id, first_name, email) values (100, 'New', 'new@example.com')`.execute(database.app);
+    await sql`update contacts set first_name = 'Renamed' where id = 100`.execute(database.app);
+    expect(await outbox()).toEqual([{ entity_id: 100, connector: 'contact' }]);
 
-    await sql`update contacts set phone = '+1 555 0100' where id = 100`.execute(db);
-    await sql`update contacts set phone = '+1 555 0100' where id = 100`.execute(db); // no change: not captured
-    await sql`delete from contacts where id = 100`.execute(db);
-    expect((await outbox()).map((r) => r.operation)).toEqual(['upsert', 'upsert', 'delete']);
+    await sql`update contacts set phone = '+1 555 0100' where id = 100`.execute(database.app);
+    await sql`update contacts set phone = '+1 555 0100' where id = 100`.execute(database.app); // no change: not captured
+    await sql`delete from contacts where id = 100`.execute(database.app);
+    // insert, the phone update, the delete: the export of each reads the row (or finds it gone).
+    expect((await outbox()).map((r) => r.entity_id)).toEqual([100, 100, 100]);
   });
 
   it("should not capture tidesync's own writes (origin marker)", async () => {
     await installCapture(engine.runtime, { integration, connector: 'contact', fields: ['phone'] });
-    await withTidesyncOrigin(db, (trx) => sql`update contacts set phone = 'written back' where id = 1`.execute(trx));
+    await withTidesyncOrigin(database.app, (trx) => sql`update contacts set phone = 'written back' where id = 1`.execute(trx));
     expect(await outbox()).toEqual([]);
     // The marker is transaction-local: the next ordinary write is captured again.
-    await sql`update contacts set phone = 'changed by the app' where id = 1`.execute(db);
-    expect(await outbox()).toEqual([{ entity_id: 1, operation: 'upsert', connector: 'contact' }]);
+    await sql`update contacts set phone = 'changed by the app' where id = 1`.execute(database.app);
+    expect(await outbox()).toEqual([{ entity_id: 1, connector: 'contact' }]);
   });
 
   it('should default to the columns the job exports, and stop capturing once removed', async () => {
     const installed = await installCapture(engine.runtime, { integration, connector: 'contact' });
     expect(installed.fields).toEqual(['first_name', 'last_name', 'email', 'phone', 'company']);
-    await sql`update contacts set updated_at = now() - interval '1 day' where id = 2`.execute(db);
+    await sql`update contacts set updated_at = now() - interval '1 day' where id = 2`.execute(database.app);
     expect(await outbox()).toEqual([]);
     expect(await removeCapture(engine.runtime, { integration, connector: 'contact' })).toBe(true);
-    await sql`update contacts set phone = 'after removal' where id = 2`.execute(db);
+    await sql`update contacts set phone = 'after removal' where id = 2`.execute(database.app);
     expect(await outbox()).toEqual([]);
     expect(await removeCapture(engine.runtime, { integration, connector: 'contact' })).toBe(false);
   });
@@ -75,22 +77,22 @@ describe('change capture triggers', () => {
     const relay = new OutboxRelay({ db, databaseUrl: database.url, client: engine.client });
     relay.start();
     try {
-      await sql`update contacts set phone = 'exported first' where id = 3`.execute(db);
+      await sql`update contacts set phone = 'exported first' where id = 3`.execute(database.app);
       const state = await waitFor('contact 3 exported', () =>
-        db.selectFrom('tidesync_sync_state').selectAll().where('entity_id', '=', '3').where('integration_id', '=', demo.integration.id).executeTakeFirst(),
+        db.selectFrom('sync_state').selectAll().where('entity_id', '=', '3').where('integration_id', '=', demo.integration.id).executeTakeFirst(),
       );
       const remoteId = state.remote_id as string;
       expect((await demo.crm.get(remoteId))?.phone).toBe('exported first');
 
-      await sql`delete from contacts where id = 3`.execute(db);
+      await sql`delete from contacts where id = 3`.execute(database.app);
       await waitFor('contact 3 deleted on the remote', async () => (await demo.crm.get(remoteId)) === null);
       const after = await waitFor('sync state marked deleted', () =>
-        db.selectFrom('tidesync_sync_state').selectAll().where('entity_id', '=', '3').where('status', '=', 'deleted').executeTakeFirst(),
+        db.selectFrom('sync_state').selectAll().where('entity_id', '=', '3').where('status', '=', 'deleted').executeTakeFirst(),
       );
       expect(after).toMatchObject({ remote_id: remoteId, snapshot: null });
       const execution = await waitFor('the delete run recorded', () =>
         db
-          .selectFrom('tidesync_job_execution')
+          .selectFrom('job_execution')
           .selectAll()
           .where('workflow_id', '=', `export/${integration}/contact/3`)
           .where('written_count', '=', 1)

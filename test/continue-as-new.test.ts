@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { exportWorkflowId } from '../src/client';
-import { compareRemoteWithLocal, setupDemo } from '../src/connectors/demo/demo-setup';
+import { compareRemoteWithLocal, setupDemo } from '../examples/demo/demo-setup';
 import type { ExportInput, ExportResult } from '../src/workflows';
 import { changedSignal } from '../src/workflows/signals';
 import { createTestDatabase, startTestEngine, uniqueName } from './helpers';
@@ -8,12 +8,12 @@ import { createTestDatabase, startTestEngine, uniqueName } from './helpers';
 describe('long-lived entity workflows', () => {
   it('should continue as new when passes reach the limit, and still export the latest state', async () => {
     const database = await createTestDatabase();
-    const demo = await setupDemo({ db: database.db, contacts: 3, integrationName: uniqueName('demo') });
-    const engine = await startTestEngine(database.db);
+    const engine = await startTestEngine(database);
+    const demo = await setupDemo({ db: database.app, client: engine.client, contacts: 3, integrationName: uniqueName('demo') });
     try {
       await engine.client.waitForExport(await engine.client.scheduleExport({ integration: demo.integration.name, connector: 'contact', id: 1 }));
       // Pass 1's write is slow; a change committed meanwhile needs a second pass, beyond the limit of 1.
-      await sql`update contacts set phone = 'first' where id = 1`.execute(database.db);
+      await sql`update contacts set phone = 'first' where id = 1`.execute(database.app);
       demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'PATCH' });
       const workflowId = exportWorkflowId(demo.integration.name, 'contact', 1);
       const input: ExportInput = { integration: demo.integration.name, connector: 'contact', ids: [1], maxPassesPerRun: 1 };
@@ -24,7 +24,7 @@ describe('long-lived entity workflows', () => {
         signal: changedSignal,
       });
       await new Promise((resolve) => setTimeout(resolve, 700));
-      await sql`update contacts set phone = 'second' where id = 1`.execute(database.db);
+      await sql`update contacts set phone = 'second' where id = 1`.execute(database.app);
       await engine.client.scheduleExport({ integration: demo.integration.name, connector: 'contact', id: 1 });
 
       const result = (await handle.result()) as ExportResult; // follows the continue-as-new chain
@@ -33,7 +33,7 @@ describe('long-lived entity workflows', () => {
       expect(first.status.name).toBe('CONTINUED_AS_NEW');
       const latest = await engine.temporal.workflow.getHandle(workflowId).describe();
       expect(latest.runId).not.toBe(handle.signaledRunId);
-      expect(await compareRemoteWithLocal(demo, database.db, [1])).toMatchObject({ matches: true });
+      expect(await compareRemoteWithLocal(demo, database.app, engine.client, [1])).toMatchObject({ matches: true });
       expect((await demo.crm.get((demo.remote.contacts().find((c) => c.phone === 'second') ?? { id: 'none' }).id))?.phone).toBe('second');
     } finally {
       await engine.close();

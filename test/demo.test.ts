@@ -4,12 +4,14 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { DEMO_TOKEN_ENV } from '../src/connectors/demo/demo-setup';
-import { DemoCrmServer } from '../src/connectors/demo/remote/crm-server';
+import { DEMO_TOKEN_ENV } from '../examples/demo/demo-setup';
+import { DemoCrmServer } from '../examples/demo/remote/crm-server';
 import { createTestDatabase, uniqueName } from './helpers';
 
 const root = path.resolve(__dirname, '..');
 const TOKEN = 'demo-test-token';
+// The demo is an application of the package: the CLI runs it through its (compiled) config file.
+const DEMO_CONFIG = path.join(root, '.build/examples/demo/tidesync.config.js');
 // Workflow ids include the integration name: one of its own keeps these runs apart from other files'.
 const INTEGRATION = uniqueName('demo');
 
@@ -31,8 +33,8 @@ describe('the demo, end to end through the CLI', () => {
   let env: NodeJS.ProcessEnv;
 
   beforeAll(async () => {
-    if (!existsSync(path.join(root, 'dist/src/cli.js'))) {
-      throw new Error('dist/ is missing: `npm test` builds it first (npm run build)');
+    if (!existsSync(path.join(root, 'dist/cli.js')) || !existsSync(DEMO_CONFIG)) {
+      throw new Error('dist/ or .build/ is missing: `npm test` builds them first (npm run build, npm run build:examples)');
     }
     database = await createTestDatabase();
     const home = await mkdtemp(path.join(tmpdir(), 'tidesync-home-'));
@@ -40,6 +42,7 @@ describe('the demo, end to end through the CLI', () => {
       ...process.env,
       DATABASE_URL: database.url,
       TIDESYNC_HOME: home,
+      TIDESYNC_CONFIG: DEMO_CONFIG,
       TIDESYNC_TASK_QUEUE: `demo-${path.basename(home)}`,
       [DEMO_TOKEN_ENV]: TOKEN,
     };
@@ -72,7 +75,7 @@ describe('the demo, end to end through the CLI', () => {
         env,
       );
       expect(set.code).toBe(0);
-      await sql`update contacts set company = 'Renamed Ltd' where id = 3`.execute(database.db);
+      await sql`update contacts set company = 'Renamed Ltd' where id = 3`.execute(database.app);
 
       const exported = await runCli(['export', INTEGRATION, 'contact', '3', '999', '--json'], env);
       const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -81,7 +84,7 @@ describe('the demo, end to end through the CLI', () => {
         expect.objectContaining({ id: '999', status: 'completed', written: 0, skipped: 1, detail: 'export_contact: entity 999 not found' }),
       ]);
       const state = await database.db
-        .selectFrom('tidesync_sync_state')
+        .selectFrom('sync_state')
         .select(['remote_id', 'last_error'])
         .where('entity_id', '=', '3')
         .executeTakeFirstOrThrow();
@@ -99,9 +102,9 @@ describe('the demo, end to end through the CLI', () => {
       // Capture triggers + the relay inside `tidesync worker`: a plain UPDATE reaches the remote.
       const capture = await runCli(['capture', 'install', '--integration', INTEGRATION, '--connector', 'contact', '--fields', 'phone'], env);
       expect(capture.stdout).toMatch(/capturing public\.contacts .* updates of phone/);
-      await sql`update contacts set phone = 'captured by the trigger' where id = 4`.execute(database.db);
+      await sql`update contacts set phone = 'captured by the trigger' where id = 4`.execute(database.app);
       const remoteId4 = await database.db
-        .selectFrom('tidesync_sync_state')
+        .selectFrom('sync_state')
         .select('remote_id')
         .where('entity_id', '=', '4')
         .executeTakeFirstOrThrow();
@@ -120,7 +123,7 @@ describe('the demo, end to end through the CLI', () => {
       });
       const reset = await runCli(['reset', INTEGRATION, 'contact', '5'], env);
       expect(reset.code).toBe(0);
-      expect(await database.db.selectFrom('tidesync_sync_state').select('entity_id').where('entity_id', '=', '5').execute()).toEqual([]);
+      expect(await database.db.selectFrom('sync_state').select('entity_id').where('entity_id', '=', '5').execute()).toEqual([]);
 
       const unknown = await runCli(['export', INTEGRATION, 'deal', '1'], env);
       expect(unknown.code).toBe(1);

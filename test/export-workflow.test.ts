@@ -1,22 +1,24 @@
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
-import { type Demo, DEMO_TOKEN_ENV, setupDemo } from '../src/connectors/demo/demo-setup';
-import type { TidesyncDatabase } from '../src/db/schema';
+import { type Demo, DEMO_TOKEN_ENV, setupDemo } from '../examples/demo/demo-setup';
+import type { TidesyncDatabase } from '../src/store/schema';
 import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from '../src/search-attributes';
 import { createTestDatabase, startTestEngine, type TestEngine, uniqueName } from './helpers';
 
 describe('export workflow against the demo CRM', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let db: Kysely<TidesyncDatabase>;
   let drop: () => Promise<void>;
   let demo: Demo;
   let engine: TestEngine;
 
   beforeAll(async () => {
-    ({ db, drop } = await createTestDatabase());
+    database = await createTestDatabase();
+    ({ db, drop } = database);
     // Workflow ids include the integration name: a name of its own keeps this file's runs apart
     // from other test files sharing the Temporal server.
-    demo = await setupDemo({ db, contacts: 12, integrationName: uniqueName('demo') });
-    engine = await startTestEngine(db);
+    engine = await startTestEngine(database);
+    demo = await setupDemo({ db: database.app, client: engine.client, contacts: 12, integrationName: uniqueName('demo') });
   });
   afterAll(async () => {
     await engine?.close();
@@ -32,12 +34,12 @@ describe('export workflow against the demo CRM', () => {
   }
 
   async function execution(runId: string) {
-    return db.selectFrom('tidesync_job_execution').selectAll().where('run_id', '=', runId).executeTakeFirstOrThrow();
+    return db.selectFrom('job_execution').selectAll().where('run_id', '=', runId).executeTakeFirstOrThrow();
   }
 
   async function syncState(id: number) {
     return db
-      .selectFrom('tidesync_sync_state')
+      .selectFrom('sync_state')
       .selectAll()
       .where('integration_id', '=', demo.integration.id)
       .where('entity_id', '=', String(id))
@@ -76,7 +78,7 @@ describe('export workflow against the demo CRM', () => {
     expect(unchanged.outcome).toMatchObject({ ok: true, counters: { written: 0, skipped: 1 } });
     expect(demo.remote.stats().writes).toBe(before);
 
-    await sql`update contacts set phone = '+44 20 7946 0000' where id = 2`.execute(db);
+    await sql`update contacts set phone = '+44 20 7946 0000' where id = 2`.execute(database.app);
     const changed = await exportContact(2);
     expect(changed.outcome).toMatchObject({ ok: true, written: [{ key: '2', operation: 'update' }] });
     const state = await syncState(2);

@@ -1,18 +1,24 @@
 /**
  * Shared test helpers. The servers themselves are started once per run by `global-setup.ts`;
- * here each test file gets its own database (so files can run in parallel) and its own worker.
+ * here each test file gets its own database (so files can run in parallel) and its own worker,
+ * through the same public helpers an application uses (`tidesync/testing`).
  */
 import { randomBytes } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import { Kysely, PostgresDialect, sql } from 'kysely';
-import { Pool } from 'pg';
-import { createDb } from '../src/db/connect';
-import { migrateToLatest } from '../src/db/migrations';
-import type { TidesyncDatabase } from '../src/db/schema';
-import { type Runtime, createRuntime, type RuntimeOptions } from '../src/runtime';
-import { TidesyncClient } from '../src/client';
-import { createWorker, installRuntime } from '../src/worker';
+import type { Client } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import type { Kysely } from 'kysely';
+import { ensureContactsTable } from '../examples/demo/local-contacts';
+import { demoDeclarations } from '../examples/demo';
+import type { TidesyncClient } from '../src/client';
+import type { TidesyncConfig } from '../src/config/define-config';
+import type { RuntimeDeclarations, Runtime } from '../src/runtime';
+import { type Databases, openDatabases } from '../src/store/db';
+import { migrateToLatest } from '../src/store/migrations';
+import type { TidesyncDatabase } from '../src/store/schema';
+import { createTestDatabase as createDatabase, startTestTidesync } from '../src/testing';
+import { installRuntime } from '../src/worker';
+
+export { waitFor } from '../src/testing';
 
 // Tests fail activities on purpose: keep the SDK's INFO and WARN lines out of their output.
 installRuntime('ERROR');
@@ -28,23 +34,32 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${randomBytes(4).toString('hex')}`;
 }
 
-/** Creates a fresh, migrated database for one test file and returns a Kysely on it. */
-export async function createTestDatabase(): Promise<{ db: Kysely<TidesyncDatabase>; url: string; drop(): Promise<void> }> {
-  const baseUrl = requireEnv('DATABASE_URL');
-  const name = `tidesync_test_${randomBytes(4).toString('hex')}`;
-  const admin = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new Pool({ connectionString: baseUrl, max: 1 }) }) });
-  await sql`create database ${sql.id(name)}`.execute(admin);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  const db = createDb(url.toString());
-  await migrateToLatest(db as Kysely<unknown>);
+/** A fresh database of one test file: tidesync's tables migrated, the demo's (empty) `contacts` table made. */
+export interface TestDatabase {
+  /** tidesync's own tables. */
+  readonly db: Kysely<TidesyncDatabase>;
+  /** The application's tables. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly app: Kysely<any>;
+  readonly databases: Databases;
+  readonly url: string;
+  drop(): Promise<void>;
+}
+
+/** Creates a fresh, migrated database for one test file. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const created = await createDatabase(requireEnv('DATABASE_URL'));
+  const databases = openDatabases(created.url);
+  await migrateToLatest(databases.app, databases.schema);
+  await ensureContactsTable(databases.app);
   return {
-    db,
-    url: url.toString(),
+    db: databases.store,
+    app: databases.app,
+    databases,
+    url: created.url,
     async drop() {
-      await db.destroy();
-      await sql`drop database if exists ${sql.id(name)} with (force)`.execute(admin);
-      await admin.destroy();
+      await databases.destroy();
+      await created.drop();
     },
   };
 }
@@ -59,42 +74,29 @@ export interface TestEngine {
   close(): Promise<void>;
 }
 
-/** Starts a worker (running in the background) against the shared Temporal dev server. */
+/**
+ * Starts tidesync with a worker (in the background) against the shared Temporal dev server, with
+ * the demo's declarations unless `config` replaces them, plus `register` and extra `jobs`.
+ */
 export async function startTestEngine(
-  db: Kysely<TidesyncDatabase>,
-  options: Omit<RuntimeOptions, 'db'> & { address?: string } = {},
+  database: Pick<TestDatabase, 'url'>,
+  options: Pick<RuntimeDeclarations, 'register'> & { jobs?: readonly string[]; address?: string; config?: TidesyncConfig } = {},
 ): Promise<TestEngine> {
-  const address = options.address ?? requireEnv('TEMPORAL_ADDRESS');
-  const runtime = await createRuntime({ db, ...options });
-  const taskQueue = `test-${randomBytes(4).toString('hex')}`;
-  const nativeConnection = await NativeConnection.connect({ address });
-  const worker = await createWorker({ runtime, connection: nativeConnection, taskQueue });
-  const running = worker.run();
-  const connection = await Connection.connect({ address });
-  const temporal = new Client({ connection });
-  const client = new TidesyncClient({ runtime, db, temporal, taskQueue });
+  const base = options.config ?? demoDeclarations;
+  const config: TidesyncConfig = { ...base, jobs: [...(base.jobs ?? []), ...(options.jobs ?? [])] };
+  const tidesync = await startTestTidesync(config, {
+    databaseUrl: database.url,
+    temporalAddress: options.address ?? requireEnv('TEMPORAL_ADDRESS'),
+    poolSize: 4,
+    ...(options.register ? { register: options.register } : {}),
+    ...(process.env['TIDESYNC_WORKFLOW_BUNDLE'] ? { workflowBundlePath: process.env['TIDESYNC_WORKFLOW_BUNDLE'] } : {}),
+  });
   return {
-    runtime,
-    worker,
-    temporal,
-    client,
-    taskQueue,
-    async close() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running;
-      await nativeConnection.close();
-      await connection.close();
-    },
+    runtime: tidesync.runtime,
+    worker: tidesync.worker as Worker,
+    temporal: tidesync.temporal,
+    client: tidesync.client,
+    taskQueue: tidesync.taskQueue,
+    close: () => tidesync.close(),
   };
-}
-
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
-export async function waitFor<T>(what: string, check: () => Promise<T | false | null | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }

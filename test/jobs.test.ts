@@ -2,13 +2,12 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
-import { ensureContactsTable } from '../src/connectors/demo/local-contacts';
+import { DEMO_JOBS_DIR } from '../examples/demo';
 import { EntityByIdReader } from '../src/connectors/readers/entity-by-id-reader';
-import { ConfigurationError } from '../src/connectors/errors';
-import type { TidesyncDatabase } from '../src/db/schema';
-import { BUILTIN_JOBS_DIR, loadJobs, parseJobFile, prepareJobs } from '../src/jobs/loader';
+import { ConfigurationError } from '../src/errors';
+import { loadJobs, parseJobFile, prepareJobs } from '../src/jobs/loader';
 import { ServiceRegistry } from '../src/jobs/service-registry';
-import { createRuntime } from '../src/runtime';
+import { buildRegistries } from '../src/runtime';
 import { createTestDatabase } from './helpers';
 
 const GOOD = `
@@ -67,18 +66,18 @@ describe('job definitions', () => {
   });
 
   it('should load the shipped demo job', async () => {
-    const jobs = await loadJobs([BUILTIN_JOBS_DIR]);
+    const jobs = await loadJobs([DEMO_JOBS_DIR]);
     expect(jobs.get('demo_contact_export')?.steps.map((s) => s.writer)).toEqual(['demo.contact_writer']);
   });
 });
 
 describe('job preparation against services and the catalog', () => {
-  let db: Kysely<TidesyncDatabase>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let db: Kysely<any>;
   let drop: () => Promise<void>;
 
   beforeAll(async () => {
-    ({ db, drop } = await createTestDatabase());
-    await ensureContactsTable(db as Kysely<unknown>);
+    ({ app: db, drop } = await createTestDatabase());
   });
   afterAll(async () => drop());
 
@@ -113,11 +112,10 @@ describe('job preparation against services and the catalog', () => {
   it('should refuse a connector whose export job is not declared', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'tidesync-jobs-'));
     await expect(
-      createRuntime({
-        db,
-        jobDirs: [dir],
+      buildRegistries({
+        jobs: [dir],
         register: (connectors) =>
-          connectors.register({ integrationType: 'shop', name: 'order', entityLabel: 'order', getExportJobName: () => 'shop_nope' }),
+          connectors.register({ integrationType: 'shop', name: 'order', getExportJobName: () => 'shop_nope' }),
       }),
     ).rejects.toThrow("connector 'shop/order' names export job 'shop_nope', which no job definition declares");
   });

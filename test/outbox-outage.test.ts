@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Kysely, sql } from 'kysely';
-import { compareRemoteWithLocal, type Demo, setupDemo } from '../src/connectors/demo/demo-setup';
-import type { TidesyncDatabase } from '../src/db/schema';
+import { compareRemoteWithLocal, type Demo, setupDemo } from '../examples/demo/demo-setup';
+import type { TidesyncDatabase } from '../src/store/schema';
 import { enqueueExport } from '../src/outbox/enqueue';
 import { OutboxRelay } from '../src/outbox/relay';
 import { getFreePort } from '../src/stack/ports';
@@ -32,8 +32,8 @@ describe('outbox while Temporal is down', () => {
     server = await start();
     database = await createTestDatabase();
     db = database.db;
-    demo = await setupDemo({ db, contacts: 12, integrationName: integration });
-    engine = await startTestEngine(db, { address: server.address });
+    engine = await startTestEngine(database, { address: server.address });
+    demo = await setupDemo({ db: database.app, client: engine.client, contacts: 12, integrationName: integration });
     relay = new OutboxRelay({ db, databaseUrl: database.url, client: engine.client, maxRetryDelayMs: 500 });
     relay.start();
   });
@@ -49,7 +49,7 @@ describe('outbox while Temporal is down', () => {
   it('should keep rows pending while Temporal is down and export them all once it is back', async () => {
     // Warm up: the worker and relay work against the running server.
     await db.transaction().execute((trx) => enqueueExport(trx, { integration, connector: 'contact', id: 1 }));
-    await waitFor('contact 1 exported', async () => (await compareRemoteWithLocal(demo, db, [1])).matches);
+    await waitFor('contact 1 exported', async () => (await compareRemoteWithLocal(demo, database.app, engine.client, [1])).matches);
 
     await server.stop();
     const ids = Array.from({ length: 10 }, (_, i) => i + 2);
@@ -61,16 +61,16 @@ describe('outbox while Temporal is down', () => {
     }
     // The relay keeps trying; nothing is lost or marked done while the server is away.
     await new Promise((resolve) => setTimeout(resolve, 3000));
-    const waiting = await db.selectFrom('tidesync_outbox').select('status').where('status', '=', 'pending').execute();
+    const waiting = await db.selectFrom('outbox').select('status').where('status', '=', 'pending').execute();
     expect(waiting).toHaveLength(10);
 
     server = await start();
     await waitFor(
       'every row exported after the restart',
-      async () => (await compareRemoteWithLocal(demo, db, ids)).matches,
+      async () => (await compareRemoteWithLocal(demo, database.app, engine.client, ids)).matches,
       90_000,
     );
-    const rows = await db.selectFrom('tidesync_outbox').select(['status']).execute();
+    const rows = await db.selectFrom('outbox').select(['status']).execute();
     expect(rows.map((r) => r.status)).toEqual(Array(11).fill('dispatched'));
   });
 });

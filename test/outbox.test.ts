@@ -1,7 +1,7 @@
 import { type Kysely, sql } from 'kysely';
-import { compareRemoteWithLocal, type Demo, setupDemo } from '../src/connectors/demo/demo-setup';
-import type { TidesyncDatabase } from '../src/db/schema';
-import { upsertIntegration } from '../src/integrations';
+import { compareRemoteWithLocal, type Demo, setupDemo } from '../examples/demo/demo-setup';
+import type { TidesyncDatabase } from '../src/store/schema';
+import { upsertIntegration } from '../src/store/integrations';
 import { enqueueExport, enqueueExports } from '../src/outbox/enqueue';
 import { OutboxRelay } from '../src/outbox/relay';
 import { createTestDatabase, startTestEngine, type TestEngine, uniqueName, waitFor } from './helpers';
@@ -17,8 +17,8 @@ describe('transactional outbox and relay', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = database.db;
-    demo = await setupDemo({ db, contacts: 40, integrationName: integration });
-    engine = await startTestEngine(db);
+    engine = await startTestEngine(database);
+    demo = await setupDemo({ db: database.app, client: engine.client, contacts: 40, integrationName: integration });
     relay = new OutboxRelay({ db, databaseUrl: database.url, client: engine.client });
     relay.start();
   });
@@ -32,7 +32,7 @@ describe('transactional outbox and relay', () => {
   const remoteIdOf = async (id: number) =>
     (
       await db
-        .selectFrom('tidesync_sync_state')
+        .selectFrom('sync_state')
         .select('remote_id')
         .where('integration_id', '=', demo.integration.id)
         .where('entity_id', '=', String(id))
@@ -40,7 +40,7 @@ describe('transactional outbox and relay', () => {
     )?.remote_id;
 
   const outboxRows = (id: number) =>
-    db.selectFrom('tidesync_outbox').selectAll().where('integration', '=', integration).where(sql<boolean>`entity_id = to_jsonb(${id}::int)`).execute();
+    db.selectFrom('outbox').selectAll().where('integration', '=', integration).where(sql<boolean>`entity_id = to_jsonb(${id}::int)`).execute();
 
   it('should export nothing for a rolled-back transaction and export a committed one', async () => {
     await expect(
@@ -86,7 +86,7 @@ describe('transactional outbox and relay', () => {
     );
 
     await waitForIdle(ids);
-    const comparison = await compareRemoteWithLocal(demo, db, ids);
+    const comparison = await compareRemoteWithLocal(demo, database.app, engine.client, ids);
     expect(comparison.mismatches).toEqual([]);
     const writes = demo.remote.stats().writesByContact;
     for (const id of ids) {
@@ -94,7 +94,7 @@ describe('transactional outbox and relay', () => {
       // Named in the failure message: which contact got how many writes.
       expect({ id, writes: Math.min(Math.max(writes[remoteId] ?? 0, 1), 2) }).toEqual({ id, writes: writes[remoteId] });
     }
-    const phones = await sql<{ phone: string }>`select phone from contacts where id = any(${ids}) order by id`.execute(db);
+    const phones = await sql<{ phone: string }>`select phone from contacts where id = any(${ids}) order by id`.execute(database.app);
     expect(phones.rows.every((r) => r.phone.startsWith('burst-'))).toBe(true);
   });
 
@@ -107,10 +107,10 @@ describe('transactional outbox and relay', () => {
         await db.transaction().execute((trx) => enqueueExport(trx, { integration, connector: 'contact', id }));
       }
       await waitFor('15 rows dispatched', async () => {
-        const rows = await db.selectFrom('tidesync_outbox').select('status').where(sql<boolean>`(entity_id)::int between 21 and 35`).execute();
+        const rows = await db.selectFrom('outbox').select('status').where(sql<boolean>`(entity_id)::int between 21 and 35`).execute();
         return rows.length === 15 && rows.every((r) => r.status === 'dispatched');
       });
-      const rows = await db.selectFrom('tidesync_outbox').select(['attempts']).where(sql<boolean>`(entity_id)::int between 21 and 35`).execute();
+      const rows = await db.selectFrom('outbox').select(['attempts']).where(sql<boolean>`(entity_id)::int between 21 and 35`).execute();
       expect(rows.map((r) => r.attempts)).toEqual(Array(15).fill(1));
       await waitForIdle(ids);
       const writes = demo.remote.stats().writesByContact;
@@ -125,15 +125,15 @@ describe('transactional outbox and relay', () => {
       await sql`update contacts set phone = 'dispatched twice' where id = 37`.execute(trx);
       await enqueueExport(trx, { integration, connector: 'contact', id: 37 });
     });
-    await waitFor('contact 37 exported', async () => (await compareRemoteWithLocal(demo, db, [37])).matches);
+    await waitFor('contact 37 exported', async () => (await compareRemoteWithLocal(demo, database.app, engine.client, [37])).matches);
     await waitForIdle([37]);
     const writes = demo.remote.stats().writes;
     // As if the relay had crashed after signalling Temporal but before marking the row.
-    await db.updateTable('tidesync_outbox').set({ status: 'pending' }).where(sql<boolean>`entity_id = to_jsonb(37)`).execute();
+    await db.updateTable('outbox').set({ status: 'pending' }).where(sql<boolean>`entity_id = to_jsonb(37)`).execute();
     await waitFor('the row dispatched again', async () => (await outboxRows(37)).every((r) => r.status === 'dispatched' && r.attempts === 2));
     await waitForIdle([37]);
     expect(demo.remote.stats().writes).toBe(writes);
-    expect((await compareRemoteWithLocal(demo, db, [37])).matches).toBe(true);
+    expect((await compareRemoteWithLocal(demo, database.app, engine.client, [37])).matches).toBe(true);
   });
 
   it('should mark rows of a disabled or one-way integration skipped with the reason, never drop them', async () => {
@@ -148,7 +148,7 @@ describe('transactional outbox and relay', () => {
     });
     const rows = await waitFor('three rows skipped', async () => {
       const found = await db
-        .selectFrom('tidesync_outbox')
+        .selectFrom('outbox')
         .select(['integration', 'status', 'skip_reason'])
         .where('integration', 'in', [disabled, oneWay, 'no_such_integration'])
         .orderBy('id')
@@ -179,7 +179,7 @@ describe('transactional outbox and relay', () => {
   /** Waits until no export workflow of these entities is running. */
   async function waitForIdle(ids: number[]): Promise<void> {
     await waitFor('pending outbox rows to be dispatched', async () => {
-      const pending = await db.selectFrom('tidesync_outbox').select('id').where('status', '=', 'pending').execute();
+      const pending = await db.selectFrom('outbox').select('id').where('status', '=', 'pending').execute();
       return pending.length === 0;
     });
     for (const id of ids) {

@@ -1,17 +1,17 @@
 import { type Kysely, sql } from 'kysely';
 import { EntityByIdReader } from '../src/connectors/readers/entity-by-id-reader';
-import type { TidesyncDatabase } from '../src/db/schema';
 import { createTestDatabase } from './helpers';
 
 describe('entity.by_id reader', () => {
-  let db: Kysely<TidesyncDatabase>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let db: Kysely<any>;
   let drop: () => Promise<void>;
   let reader: EntityByIdReader;
   const single = { table: 'products', identifier: 'id' };
   const composite = { table: 'stock', identifier: ['warehouse', 'sku'] };
 
   beforeAll(async () => {
-    ({ db, drop } = await createTestDatabase());
+    ({ app: db, drop } = await createTestDatabase());
     await sql`create table products (id integer primary key, name text not null, price numeric)`.execute(db);
     await sql`insert into products values (1, 'kettle', 20.5), (2, 'toaster', 35), (3, 'mug', 4)`.execute(db);
     await sql`create table stock (warehouse text, sku text, qty integer, primary key (warehouse, sku))`.execute(db);

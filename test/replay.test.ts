@@ -3,7 +3,7 @@ import path from 'node:path';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { sql } from 'kysely';
-import { setupDemo } from '../src/connectors/demo/demo-setup';
+import { setupDemo } from '../examples/demo/demo-setup';
 import { createTestDatabase, startTestEngine } from './helpers';
 
 /**
@@ -18,8 +18,8 @@ describe('workflow replay', () => {
   if (process.env['TIDESYNC_RECORD_HISTORIES']) {
     it('should record fixture histories from real runs', async () => {
       const database = await createTestDatabase();
-      const demo = await setupDemo({ db: database.db, contacts: 5, integrationName: 'replay' });
-      const engine = await startTestEngine(database.db);
+      const engine = await startTestEngine(database);
+      const demo = await setupDemo({ db: database.app, client: engine.client, contacts: 5, integrationName: 'replay' });
       try {
         const record = async (name: string, id: number, between?: () => Promise<void>) => {
           const scheduled = await engine.client.scheduleExport({ integration: 'replay', connector: 'contact', id });
@@ -33,11 +33,11 @@ describe('workflow replay', () => {
         demo.remote.injectFault({ kind: '429', retryAfterSeconds: 1, count: 1, method: 'POST' });
         await record('retried-create', 2);
         // The write of pass 1 is slow; a change committed meanwhile makes the run do a second pass.
-        await sql`update contacts set phone = 'first change' where id = 1`.execute(database.db);
+        await sql`update contacts set phone = 'first change' where id = 1`.execute(database.app);
         demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'PATCH' });
         await record('coalesced-update', 1, async () => {
           await new Promise((resolve) => setTimeout(resolve, 700));
-          await sql`update contacts set phone = 'changed during the run' where id = 1`.execute(database.db);
+          await sql`update contacts set phone = 'changed during the run' where id = 1`.execute(database.app);
           await engine.client.scheduleExport({ integration: 'replay', connector: 'contact', id: 1 });
         });
         await record('missing-entity', 999);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import pg from 'pg';
-import { ConfigurationError } from '../src/connectors/errors';
+import { ConfigurationError } from '../src/errors';
 import { SEARCH_ATTRIBUTES } from '../src/search-attributes';
 import { devStackFilePath, readDevStackFile, startDevStack } from '../src/stack/dev-stack';
 import { isListening, isProcessAlive } from '../src/stack/ports';

@@ -2,13 +2,13 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Kysely, sql } from 'kysely';
-import { resetSyncState } from '../src/activities/sync-state';
+import { resetSyncState } from '../src/store/sync-state';
 import type { Change, Integration, RemoteRecord, WriteContext, Writer } from '../src/connectors/connector';
-import { DemoContactWriter } from '../src/connectors/demo/contact-writer';
-import { type Demo, DEMO_TOKEN_ENV, setupDemo } from '../src/connectors/demo/demo-setup';
-import { TransientRemoteError } from '../src/connectors/errors';
-import type { TidesyncDatabase } from '../src/db/schema';
-import { upsertIntegration } from '../src/integrations';
+import { DemoContactWriter } from '../examples/demo/contact-writer';
+import { type Demo, DEMO_TOKEN_ENV, setupDemo } from '../examples/demo/demo-setup';
+import { TransientRemoteError } from '../src/errors';
+import type { TidesyncDatabase } from '../src/store/schema';
+import { upsertIntegration } from '../src/store/integrations';
 import { installCapture } from '../src/outbox/capture';
 import { createTestDatabase, startTestEngine, type TestEngine, uniqueName } from './helpers';
 
@@ -74,29 +74,28 @@ describe('two-way correctness against the demo CRM', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = database.db;
-    demo = await setupDemo({ db, contacts: 30, integrationName: uniqueName('demo') });
     const jobs = await mkdtemp(path.join(tmpdir(), 'tidesync-jobs-'));
     await writeFile(
       path.join(jobs, 'test.yaml'),
       `jobs:\n  crash_contact_export:${STEP('test.crashing_writer')}\n  strict_contact_export:${STEP('demo.contact_writer')}\n  racy_contact_export:${STEP('test.racing_writer')}`,
     );
-    engine = await startTestEngine(db, {
-      jobDirs: [jobs],
+    engine = await startTestEngine(database, {
+      jobs: [jobs],
       register: (connectors, services) => {
-        connectors.register({ integrationType: 'demo_crash', name: 'contact', entityLabel: 'contact', getExportJobName: () => 'crash_contact_export' });
+        connectors.register({ integrationType: 'demo_crash', name: 'contact', getExportJobName: () => 'crash_contact_export' });
         connectors.register({
           integrationType: 'demo_strict',
           name: 'contact',
-          entityLabel: 'contact',
           getExportJobName: () => 'strict_contact_export',
           fieldRules: { email: 'remote' },
           onRemoteMissing: 'mark_removed',
         });
-        connectors.register({ integrationType: 'demo_racy', name: 'contact', entityLabel: 'contact', getExportJobName: () => 'racy_contact_export' });
+        connectors.register({ integrationType: 'demo_racy', name: 'contact', getExportJobName: () => 'racy_contact_export' });
         services.register('writer', 'test.crashing_writer', crashing);
         services.register('writer', 'test.racing_writer', racing);
       },
     });
+    demo = await setupDemo({ db: database.app, client: engine.client, contacts: 30, integrationName: uniqueName('demo') });
     for (const [kind, type] of [['crash', 'demo_crash'], ['strict', 'demo_strict'], ['racy', 'demo_racy']] as const) {
       integrations[kind] = await upsertIntegration(db, {
         type,
@@ -120,7 +119,7 @@ describe('two-way correctness against the demo CRM', () => {
   }
   const state = (integration: Integration, id: number) =>
     db
-      .selectFrom('tidesync_sync_state')
+      .selectFrom('sync_state')
       .selectAll()
       .where('integration_id', '=', integration.id)
       .where('entity_id', '=', String(id))
@@ -131,16 +130,16 @@ describe('two-way correctness against the demo CRM', () => {
 
   it('should create first, update later, and write the remote id back without exporting again', async () => {
     await installCapture(engine.runtime, { integration: demo.integration.name, connector: 'contact', fields: ['phone', 'crm_id'] });
-    await db.deleteFrom('tidesync_outbox').execute();
+    await db.deleteFrom('outbox').execute();
     const first = await exportContact(demo.integration, 1);
     expect(first.written).toEqual([{ key: '1', remoteId: expect.any(String), operation: 'create' }]);
     const remoteId = first.written[0]?.remoteId;
-    const local = await sql<{ crm_id: string }>`select crm_id from contacts where id = 1`.execute(db);
+    const local = await sql<{ crm_id: string }>`select crm_id from contacts where id = 1`.execute(database.app);
     expect(local.rows[0]?.crm_id).toBe(remoteId);
     // The write-back ran with the origin marker: the capture trigger (watching crm_id) ignored it.
-    expect(await db.selectFrom('tidesync_outbox').selectAll().execute()).toEqual([]);
+    expect(await db.selectFrom('outbox').selectAll().execute()).toEqual([]);
 
-    await sql`update contacts set phone = '+1 555 0001' where id = 1`.execute(db);
+    await sql`update contacts set phone = '+1 555 0001' where id = 1`.execute(database.app);
     const second = await exportContact(demo.integration, 1);
     expect(second.written).toEqual([{ key: '1', remoteId, operation: 'update' }]);
     expect(demo.remote.contacts().filter((c) => c.email === 'ada.lovelace.0@example.com')).toHaveLength(1);
@@ -157,7 +156,7 @@ describe('two-way correctness against the demo CRM', () => {
 
   it('should make no remote call for an unchanged entity, even when its values are rewritten the same', async () => {
     await exportContact(demo.integration, 3);
-    await sql`update contacts set phone = phone, company = company where id = 3`.execute(db);
+    await sql`update contacts set phone = phone, company = company where id = 3`.execute(database.app);
     const before = demo.remote.stats().requests;
     const outcome = await exportContact(demo.integration, 3);
     expect(outcome.counters).toMatchObject({ written: 0, skipped: 1 });
@@ -169,7 +168,7 @@ describe('two-way correctness against the demo CRM', () => {
     await exportContact(demo.integration, 4);
     const remoteId = (await state(demo.integration, 4)).remote_id as string;
     demo.remote.editAsRemoteUser(remoteId, { company: 'Edited Remotely' });
-    await sql`update contacts set phone = 'edited locally' where id = 4`.execute(db);
+    await sql`update contacts set phone = 'edited locally' where id = 4`.execute(database.app);
     demo.remote.resetStats();
     const outcome = await exportContact(demo.integration, 4);
     expect(outcome.conflicts).toEqual([]);
@@ -187,15 +186,15 @@ describe('two-way correctness against the demo CRM', () => {
     await exportContact(integrations.strict, id);
     const remoteId = (await state(integrations.strict, id)).remote_id as string;
     demo.remote.editAsRemoteUser(remoteId, { phone: 'edited remotely' });
-    await sql`update contacts set phone = 'edited locally' where id = ${id}`.execute(db);
+    await sql`update contacts set phone = 'edited locally' where id = ${id}`.execute(database.app);
     const outcome = await exportContact(integrations.strict, id);
     expect((await demo.crm.get(remoteId))?.phone).toBe(expected);
     expect(outcome.conflicts).toEqual([{ key: String(id), field: 'phone', winner, rule: 'priority' }]);
-    const recorded = await db.selectFrom('tidesync_conflict').selectAll().where('integration', '=', integrations.strict.name).where('entity_id', '=', String(id)).execute();
+    const recorded = await db.selectFrom('conflict').selectAll().where('integration', '=', integrations.strict.name).where('entity_id', '=', String(id)).execute();
     expect(recorded).toEqual([
       expect.objectContaining({ field: 'phone', local_value: 'edited locally', remote_value: 'edited remotely', winner, rule: 'priority' }),
     ]);
-    const execution = await db.selectFrom('tidesync_job_execution').select('conflicts').where('workflow_id', '=', `export/${integrations.strict.name}/contact/${id}`).orderBy('id', 'desc').executeTakeFirstOrThrow();
+    const execution = await db.selectFrom('job_execution').select('conflicts').where('workflow_id', '=', `export/${integrations.strict.name}/contact/${id}`).orderBy('id', 'desc').executeTakeFirstOrThrow();
     expect(execution.conflicts).toEqual([{ key: String(id), field: 'phone', winner, rule: 'priority' }]);
   });
 
@@ -204,7 +203,7 @@ describe('two-way correctness against the demo CRM', () => {
     await exportContact(integrations.strict, 7);
     const remoteId = (await state(integrations.strict, 7)).remote_id as string;
     demo.remote.editAsRemoteUser(remoteId, { email: 'remote@example.com', phone: 'remote phone' });
-    await sql`update contacts set email = 'local@example.com', phone = 'local phone' where id = 7`.execute(db);
+    await sql`update contacts set email = 'local@example.com', phone = 'local phone' where id = 7`.execute(database.app);
     const outcome = await exportContact(integrations.strict, 7);
     expect(await demo.crm.get(remoteId)).toMatchObject({ email: 'remote@example.com', phone: 'local phone' });
     expect(outcome.conflicts).toEqual([
@@ -218,7 +217,7 @@ describe('two-way correctness against the demo CRM', () => {
     const remoteId = (await state(integrations.racy, 8)).remote_id as string;
     racing.reads = 0;
     racing.race = (id) => demo.remote.editAsRemoteUser(id, { company: 'Raced In' });
-    await sql`update contacts set phone = 'local during race' where id = 8`.execute(db);
+    await sql`update contacts set phone = 'local during race' where id = 8`.execute(database.app);
     const outcome = await exportContact(integrations.racy, 8);
     expect(racing.reads).toBe(2); // the conditional write failed (412), so it read and merged again
     expect(await demo.crm.get(remoteId)).toMatchObject({ company: 'Raced In', phone: 'local during race' });
@@ -229,7 +228,7 @@ describe('two-way correctness against the demo CRM', () => {
     await exportContact(demo.integration, 9);
     const oldId = (await state(demo.integration, 9)).remote_id as string;
     await demo.crm.delete(oldId, { idempotencyKey: 'test-remote-delete-9' });
-    await sql`update contacts set phone = 'after remote delete' where id = 9`.execute(db);
+    await sql`update contacts set phone = 'after remote delete' where id = 9`.execute(database.app);
     const outcome = await exportContact(demo.integration, 9);
     const newId = (await state(demo.integration, 9)).remote_id as string;
     expect(newId).not.toBe(oldId);
@@ -241,11 +240,11 @@ describe('two-way correctness against the demo CRM', () => {
     await exportContact(integrations.strict, 10);
     const oldId = (await state(integrations.strict, 10)).remote_id as string;
     await demo.crm.delete(oldId, { idempotencyKey: 'test-remote-delete-10' });
-    await sql`update contacts set phone = 'after remote delete' where id = 10`.execute(db);
+    await sql`update contacts set phone = 'after remote delete' where id = 10`.execute(database.app);
     await exportContact(integrations.strict, 10);
     expect(await state(integrations.strict, 10)).toMatchObject({ status: 'remote_removed', remote_id: oldId });
 
-    await sql`update contacts set phone = 'still removed' where id = 10`.execute(db);
+    await sql`update contacts set phone = 'still removed' where id = 10`.execute(database.app);
     const requests = demo.remote.stats().requests;
     const skipped = await exportContact(integrations.strict, 10);
     expect(skipped.warnings[0]).toMatch(/removed on the remote; not exported until `tidesync reset .* contact 10`/);
@@ -260,7 +259,7 @@ describe('two-way correctness against the demo CRM', () => {
   it('should record a tombstone for a local delete when the writer cannot delete', async () => {
     const created = await exportContact(integrations.crash, 11);
     const remoteId = created.written[0]?.remoteId as string;
-    await sql`delete from contacts where id = 11`.execute(db);
+    await sql`delete from contacts where id = 11`.execute(database.app);
     const outcome = await exportContact(integrations.crash, 11);
     expect(outcome.warnings).toEqual(['export_contact: entity 11 was deleted locally; recorded a tombstone (the writer cannot delete)']);
     expect(await state(integrations.crash, 11)).toMatchObject({ status: 'tombstone', remote_id: remoteId });

@@ -4,10 +4,7 @@
  * It keeps none of the guarantees (a crash loses the queue, a failure is not retried, no sync
  * state or execution record is written), which is exactly what the comparison prices.
  */
-import type { Change, Integration, SyncState } from '../../src/connectors/connector';
-import { resolveSecret } from '../../src/activities/secrets';
-import type { Runtime } from '../../src/runtime';
-import { getJob } from '../../src/runtime';
+import { type Change, type Integration, type Runtime, type SyncState, resolveSecret } from 'tidesync';
 
 /** Options of `DirectPipeline`. */
 export interface DirectPipelineOptions {
@@ -93,7 +90,9 @@ export class DirectPipeline {
   /** What one pass of the export job does for one entity, minus the bookkeeping. */
   async #export(item: Item): Promise<void> {
     const { runtime, integration, connector, states } = this.#options;
-    const job = getJob(runtime, runtime.connectors.exportWorkflowType(integration.type, connector));
+    const jobName = runtime.connectors.exportWorkflowType(integration.type, connector);
+    const job = runtime.jobs.get(jobName);
+    if (!job) throw new Error(`unknown job '${jobName}'`);
     for (const step of job.steps) {
       const read = await runtime.services.get('reader', step.reader).read([item.id], step.parameters);
       const found = read.found[0];

@@ -3,29 +3,16 @@
  * `<home>/bench`, apart from the demo's so both can run at once), a fresh database, the demo
  * CRM with a write hook, the runtime, a worker on its own task queue, the client and the relay.
  */
-import { randomBytes } from 'node:crypto';
-import { access, constants } from 'node:fs/promises';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
-import pg from 'pg';
-import { TidesyncClient } from '../../src/client';
-import type { Integration } from '../../src/connectors/connector';
-import { setupDemo } from '../../src/connectors/demo/demo-setup';
-import type { CrmContact } from '../../src/connectors/demo/remote/crm-contact';
-import type { DemoCrmServer } from '../../src/connectors/demo/remote/crm-server';
-import { createDb } from '../../src/db/connect';
-import { migrateToLatest } from '../../src/db/migrations';
-import type { TidesyncDatabase } from '../../src/db/schema';
-import { OutboxRelay } from '../../src/outbox/relay';
-import { createRuntime, type Runtime } from '../../src/runtime';
-import { startDevStack } from '../../src/stack/dev-stack';
-import { tidesyncHome } from '../../src/stack/paths';
-import { createDatabase } from '../../src/stack/postgres';
-import { cachedCliPath } from '../../src/stack/temporal-cli';
-import { createWorker, installRuntime } from '../../src/worker';
+import { type Integration, OutboxRelay, type Runtime, type TidesyncClient, openDatabases } from 'tidesync';
+import { createTestDatabase, startTestServers, startTestTidesync } from 'tidesync/testing';
+import { demoDeclarations } from '../../examples/demo';
+import { setupDemo } from '../../examples/demo/demo-setup';
+import { ensureContactsTable, seedContacts } from '../../examples/demo/local-contacts';
+import type { CrmContact } from '../../examples/demo/remote/crm-contact';
+import type { DemoCrmServer } from '../../examples/demo/remote/crm-server';
 
 /** Runs cleanup steps newest first; every step runs even when an earlier one fails. */
 export class Cleanups {
@@ -50,10 +37,9 @@ export class Cleanups {
 
 /** The parts of a running benchmark environment. */
 export interface BenchEnvironment {
-  /** The worker's, relay's and client's pool. */
-  readonly db: Kysely<TidesyncDatabase>;
   /** The application's own pool, which produces the changes. */
-  readonly appDb: Kysely<TidesyncDatabase>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly appDb: Kysely<any>;
   readonly runtime: Runtime;
   readonly client: TidesyncClient;
   readonly integration: Integration;
@@ -74,67 +60,59 @@ export interface EnvironmentOptions {
   readonly log: (line: string) => void;
 }
 
-/** Starts everything, registering its cleanup in `cleanups` as each part comes up. */
+/**
+ * Starts everything through tidesync's public API (the servers of `tidesync/testing`: an
+ * embedded PostgreSQL and an in-memory Temporal dev server, unless DATABASE_URL /
+ * TEMPORAL_ADDRESS say otherwise), registering each part's cleanup in `cleanups`.
+ */
 export async function startEnvironment(options: EnvironmentOptions, cleanups: Cleanups): Promise<BenchEnvironment> {
   const { log } = options;
   const began = performance.now();
-  // The SDK's WARN lines (activity retries and the like) would drown the progress lines.
-  installRuntime('ERROR');
-  const stack = await startDevStack({ home: path.join(tidesyncHome(), 'bench'), env: await stackEnv(), ui: false, handleSignals: true, log });
-  cleanups.add('stop the stack', () => stack.stop());
+  const servers = await startTestServers();
+  cleanups.add('stop the servers', () => servers.stop());
   const stackMs = Math.round(performance.now() - began);
+  const database = await createTestDatabase(servers.databaseUrl);
+  cleanups.add('drop the database', () => database.drop());
+  const app = openDatabases(database.url, { max: 10 });
+  cleanups.add('close the app pool', () => app.destroy());
+  // The job reads `contacts`: it must exist before the worker starts (the worker checks its jobs).
+  await ensureContactsTable(app.app);
+  await seedContacts(app.app, options.contacts);
 
-  const name = `tidesync_bench_${randomBytes(4).toString('hex')}`;
-  const url = await createDatabase(stack.databaseUrl, name);
-  cleanups.add(`drop database ${name}`, () => dropDatabase(stack.databaseUrl, name));
-  const db = createDb(url, { max: 20 });
-  cleanups.add('close the worker pool', () => db.destroy());
-  const appDb = createDb(url, { max: 10 });
-  cleanups.add('close the app pool', () => appDb.destroy());
-  await migrateToLatest(db as Kysely<unknown>);
+  const tidesync = await startTestTidesync(demoDeclarations, {
+    databaseUrl: database.url,
+    temporalAddress: servers.temporalAddress,
+    poolSize: 20,
+    log,
+  });
+  cleanups.add('stop tidesync', () => tidesync.close());
+  await terminateLeftovers(tidesync.temporal, options.integrationName, log);
 
   let observer: ((contact: CrmContact) => void) | null = null;
   const demo = await setupDemo({
-    db,
+    db: app.app,
+    client: tidesync.client,
     contacts: options.contacts,
     integrationName: options.integrationName,
     onWrite: (contact: CrmContact) => observer?.(contact),
   });
   cleanups.add('stop the demo CRM', () => demo.remote.stop());
-  log(`database ${name}, demo CRM ${demo.remote.url}, ${options.contacts} contacts`);
-
-  const runtime = await createRuntime({ db });
-  const taskQueue = `bench-${randomBytes(4).toString('hex')}`;
-  const nativeConnection = await NativeConnection.connect({ address: stack.temporalAddress });
-  cleanups.add('close the worker connection', () => nativeConnection.close());
-  const worker = await createWorker({ runtime, connection: nativeConnection, namespace: stack.namespace, taskQueue });
-  const workerDone = worker.run();
-  cleanups.add('stop the worker', async () => {
-    if (worker.getState() === 'RUNNING') worker.shutdown();
-    await workerDone;
-  });
-  const connection = await Connection.connect({ address: stack.temporalAddress });
-  cleanups.add('close the client connection', () => connection.close());
-  const temporal = new Client({ connection, namespace: stack.namespace });
-  await terminateLeftovers(temporal, options.integrationName, log);
-  const client = new TidesyncClient({ runtime, db, temporal, taskQueue });
-  const relay = new OutboxRelay({ db, databaseUrl: url, client, log });
+  log(`demo CRM ${demo.remote.url}, ${options.contacts} contacts`);
+  const relay = new OutboxRelay({ db: tidesync.store, databaseUrl: database.url, client: tidesync.client, log });
   cleanups.add('stop the relay', () => relay.stop());
 
   return {
-    db,
-    appDb,
-    runtime,
-    client,
+    appDb: app.app,
+    runtime: tidesync.runtime,
+    client: tidesync.client,
     integration: demo.integration,
     remote: demo.remote,
     stackMs,
     observeWrites: (next) => void (observer = next),
     startRelay: () => relay.start(),
-    runningExports: async () => (await temporal.workflow.count(runningQuery(options.integrationName))).count,
+    runningExports: async () => (await tidesync.temporal.workflow.count(runningQuery(options.integrationName))).count,
   };
 }
-
 
 /**
  * Workflow ids are `export/<integration>/...` and the embedded Temporal keeps its history between
@@ -154,31 +132,7 @@ async function terminateLeftovers(temporal: Client, integration: string, log: (l
   }
 }
 
-/**
- * The environment for the stack, pointing TEMPORAL_CLI_PATH at the demo's cached Temporal CLI when
- * there is one: the bench has its own home, and would otherwise install a second 150 MB copy.
- */
-async function stackEnv(): Promise<NodeJS.ProcessEnv> {
-  if (process.env['TEMPORAL_CLI_PATH'] || process.env['TEMPORAL_ADDRESS']) return process.env;
-  const cached = cachedCliPath(tidesyncHome());
-  const usable = await access(cached, constants.X_OK).then(
-    () => true,
-    () => false,
-  );
-  return usable ? { ...process.env, TEMPORAL_CLI_PATH: cached } : process.env;
-}
-
 /** Visibility query of the integration's running export workflows. */
 function runningQuery(integration: string): string {
   return `TidesyncIntegration = '${integration}' AND ExecutionStatus = 'Running'`;
-}
-
-async function dropDatabase(adminUrl: string, name: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    await client.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
-  } finally {
-    await client.end();
-  }
 }

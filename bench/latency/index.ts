@@ -6,8 +6,7 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadSyncStates } from '../../src/activities/sync-state';
-import { localContactIds } from '../../src/connectors/demo/demo-setup';
+import { localContactIds } from '../../examples/demo/demo-setup';
 import { DirectPipeline } from './direct';
 import { Cleanups, type BenchEnvironment, startEnvironment } from './environment';
 import { type StepReport, sustainedRate } from './measure';
@@ -66,7 +65,7 @@ export async function runLatencyBench(log: (line: string) => void): Promise<Late
     await settle();
 
     const integration = env.integration;
-    const states = await loadSyncStates(env.db, { integrationId: integration.id, connector: CONNECTOR }, [...remoteIds.keys()].map(String));
+    const states = new Map((await env.client.syncStates({ integration: integration.name, connector: CONNECTOR })).map((s) => [s.key, s]));
     const pipeline = new DirectPipeline({ runtime: env.runtime, integration, connector: CONNECTOR, states, concurrency: DIRECT_CONCURRENCY, log });
     pipeline.start();
     cleanups.add('stop the direct pipeline', () => pipeline.stop());
@@ -114,18 +113,13 @@ export async function runLatencyBench(log: (line: string) => void): Promise<Late
  */
 async function exportAll(env: BenchEnvironment, log: (line: string) => void): Promise<Map<number, string>> {
   const began = performance.now();
-  const ids = await localContactIds(env.db);
+  const ids = await localContactIds(env.appDb);
   const scheduled = await env.client.scheduleExports({ integration: INTEGRATION, connector: CONNECTOR, ids });
   const outcomes = await Promise.all(scheduled.map((s) => env.client.waitForExport(s)));
   const failed = outcomes.filter((o) => !o.ok);
   if (failed.length > 0) throw new Error(`initial export failed for ${failed.length} contacts: ${failed[0]?.ok === false ? failed[0].error : ''}`);
-  const states = await env.db
-    .selectFrom('tidesync_sync_state')
-    .select(['entity_id', 'remote_id'])
-    .where('integration_id', '=', env.integration.id)
-    .where('connector', '=', CONNECTOR)
-    .execute();
-  const remoteIds = new Map(states.flatMap((s) => (s.remote_id ? [[Number(s.entity_id), s.remote_id] as const] : [])));
+  const states = await env.client.syncStates({ integration: env.integration.name, connector: CONNECTOR });
+  const remoteIds = new Map(states.flatMap((s) => (s.remoteId ? [[Number(s.key), s.remoteId] as const] : [])));
   if (remoteIds.size !== ids.length) throw new Error(`initial export left ${ids.length - remoteIds.size} contacts without a remote id`);
   log(`exported ${ids.length} contacts in ${Math.round(performance.now() - began)} ms`);
   await waitQuiet(env, log);

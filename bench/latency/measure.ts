@@ -5,7 +5,7 @@
  * is then delivered by the newer one, which carries it.
  */
 import { performance } from 'node:perf_hooks';
-import type { CrmContact } from '../../src/connectors/demo/remote/crm-contact';
+import type { CrmContact } from '../../examples/demo/remote/crm-contact';
 
 /** The phone value of change `seq`. */
 export function phoneOf(seq: number): string {

@@ -9,10 +9,8 @@ import {
   RateLimitedError,
   TidesyncError,
   TransientRemoteError,
-} from '../connectors/errors';
+} from '../errors';
 
-/** Failure types the workflow's retry policies treat as final. */
-export const NON_RETRYABLE_TYPES = ['ConfigurationError', 'PermanentRemoteError', 'RemoteNotFoundError'];
 
 /** Converts any error thrown inside an activity into the failure Temporal should see. */
 export function toActivityFailure(err: unknown): ApplicationFailure {

@@ -4,16 +4,16 @@
  * workflows only import the type of what `createActivities` returns.
  */
 import { Context } from '@temporalio/activity';
-import { ConfigurationError, PermanentRemoteError } from '../connectors/errors';
-import { getIntegration } from '../integrations';
+import { ConfigurationError, PermanentRemoteError } from '../errors';
+import { getIntegration } from '../store/integrations';
 import { type Runtime, getJob } from '../runtime';
-import { beginExecutionRecord, finishExecutionRecord } from './executions';
+import { beginExecutionRecord, finishExecutionRecord } from '../store/executions';
 import { classified } from './failures';
-import { type SecretResolver, resolveSecret as defaultResolveSecret } from './secrets';
+import { type SecretResolver, resolveSecret as defaultResolveSecret } from '../secrets';
 import { planChanges } from './process-step';
-import { recordConflicts } from './conflicts';
-import { loadSyncStates, saveFailure } from './sync-state';
-import { writeBackRemoteIds } from './write-back';
+import { recordConflicts } from '../store/conflicts';
+import { loadSyncStates, saveFailure } from '../store/sync-state';
+import { writeBackRemoteIds } from '../store/write-back';
 import { toRecordedConflicts, writeChange } from './write-step';
 import type {
   ExecutionPlan,
@@ -43,7 +43,7 @@ export interface ActivityDependencies {
 /** Creates the export activities bound to `deps`. */
 export function createActivities(deps: ActivityDependencies) {
   const { runtime } = deps;
-  const { db, services, connectors } = runtime;
+  const { store: db, app, services, connectors } = runtime;
   const resolveSecret = deps.resolveSecret ?? defaultResolveSecret;
 
   const stepOf = (input: StepInput) => {
@@ -147,7 +147,7 @@ export function createActivities(deps: ActivityDependencies) {
     writeBackStep: classified(async (input: WriteBackInput): Promise<number> => {
       const step = stepOf(input);
       if (!step.writeBack || input.records.length === 0) return 0;
-      return writeBackRemoteIds(db, step, input.records);
+      return writeBackRemoteIds(app, step, input.records);
     }),
 
     /** Records the outcome of the run. */

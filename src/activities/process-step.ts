@@ -2,7 +2,7 @@
 import type { Integration, Processor, SyncState } from '../connectors/connector';
 import type { StepDefinition } from '../jobs/definition';
 import { changedFields } from '../sync/values';
-import { hashSnapshot, idempotencyKey } from './snapshot';
+import { hashSnapshot, idempotencyKey } from '../sync/snapshot';
 import type { PlannedChange, ProcessStepInput, ProcessStepOutput, RecordFailure, Skipped } from './types';
 
 /** Plans the changes of one step for entities read (and missing) by its reader. */

@@ -3,7 +3,7 @@
  * no secrets, only references and plain JSON.
  */
 import type { Entity } from '../connectors/connector';
-import type { ExecutionStatus } from '../db/schema';
+import type { ExecutionStatus } from '../store/schema';
 import type { EntityId } from '../entity-id';
 
 /** What the workflow knows about the run it belongs to. */

@@ -4,12 +4,12 @@
  */
 import type { Kysely } from 'kysely';
 import type { Change, Connector, SyncState, WriteContext, Writer } from '../connectors/connector';
-import { RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from '../connectors/errors';
-import type { TidesyncDatabase } from '../db/schema';
+import { RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from '../errors';
+import type { TidesyncDatabase } from '../store/schema';
 import { mergeRecord } from '../sync/merge';
 import { changedFields } from '../sync/values';
-import { stableKey } from './snapshot';
-import { type SyncScope, saveRemoteRemoved, saveRemoved, saveSynced } from './sync-state';
+import { stableKey } from '../sync/snapshot';
+import { type SyncScope, saveRemoteRemoved, saveRemoved, saveSynced } from '../store/sync-state';
 import type { PlannedChange, RecordedConflict, WrittenRecord } from './types';
 import type { Conflict } from '../sync/merge';
 

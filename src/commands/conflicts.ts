@@ -1,16 +1,15 @@
 /** `tidesync conflicts` and `tidesync reset`: review conflicts, and let a remote-removed entity export again. */
-import { resetSyncState } from '../activities/sync-state';
+import { listConflicts } from '../store/conflicts';
+import { resetSyncState } from '../store/sync-state';
 import { encodeEntityId, parseEntityId } from '../entity-id';
-import { getIntegration } from '../integrations';
+import { getIntegration } from '../store/integrations';
 import { openCommandContext } from './connect';
 
 /** Prints recorded conflicts, newest first. */
 export async function conflictsCommand(options: { json: boolean; limit: number; integration?: string }): Promise<number> {
   const ctx = await openCommandContext();
   try {
-    let query = ctx.db.selectFrom('tidesync_conflict').selectAll().orderBy('id', 'desc').limit(options.limit);
-    if (options.integration) query = query.where('integration', '=', options.integration);
-    const rows = await query.execute();
+    const rows = await listConflicts(ctx.store, { limit: options.limit, ...(options.integration ? { integration: options.integration } : {}) });
     if (options.json) {
       console.log(JSON.stringify(rows));
       return 0;
@@ -33,10 +32,10 @@ export async function conflictsCommand(options: { json: boolean; limit: number; 
 export async function resetCommand(integrationName: string, connector: string, id: string): Promise<number> {
   const ctx = await openCommandContext();
   try {
-    const integration = await getIntegration(ctx.db, integrationName);
+    const integration = await getIntegration(ctx.store, integrationName);
     ctx.runtime.connectors.get(integration.type, connector);
     const key = encodeEntityId(parseEntityId(id));
-    const removed = await resetSyncState(ctx.db, { integrationId: integration.id, connector }, key);
+    const removed = await resetSyncState(ctx.store, { integrationId: integration.id, connector }, key);
     console.log(
       removed
         ? `reset ${integrationName}/${connector}/${key}: its next export creates it on the remote`

@@ -1,83 +1,29 @@
 /**
- * Finds the servers a command talks to: `DATABASE_URL` / `TEMPORAL_ADDRESS` when set, otherwise
- * a `tidesync dev` stack running on this machine.
+ * What every command starts from: the application's config (checked before anything connects),
+ * then tidesync started on the configured servers or a running `tidesync dev` stack.
  */
-import { Client, Connection } from '@temporalio/client';
-import type { Kysely } from 'kysely';
-import { TidesyncClient } from '../client';
-import { readConfig, type TidesyncConfig } from '../config';
-import { ConfigurationError } from '../connectors/errors';
-import { createDb } from '../db/connect';
-import { migrateToLatest } from '../db/migrations';
-import type { TidesyncDatabase } from '../db/schema';
-import { type Runtime, createRuntime } from '../runtime';
-import { readDevStackFile } from '../stack/dev-stack';
+import { type LoadedConfig, loadConfig } from '../config/load-config';
+import { buildRegistries } from '../runtime';
+import { type StartOptions, type Tidesync, startTidesync } from '../start';
+import { ConfigurationError } from '../errors';
 
-/** Where the servers are. */
-export interface ServerAddresses {
-  readonly databaseUrl: string;
-  readonly temporalAddress: string;
-  readonly namespace: string;
-  readonly uiUrl: string | null;
-}
-
-/** Resolves server addresses from the environment or a running dev stack. */
-export async function resolveServers(config: TidesyncConfig = readConfig()): Promise<ServerAddresses> {
-  const dev = await readDevStackFile();
-  const databaseUrl = config.databaseUrl ?? dev?.databaseUrl;
-  const temporalAddress = config.temporalAddress ?? dev?.temporalAddress;
-  if (!databaseUrl || !temporalAddress) {
-    throw new ConfigurationError(
-      `no ${!databaseUrl ? 'database' : 'Temporal server'} configured: set ${!databaseUrl ? 'DATABASE_URL' : 'TEMPORAL_ADDRESS'}, ` +
-        'or start the embedded stack with `tidesync dev` in another terminal',
-    );
-  }
-  return {
-    databaseUrl,
-    temporalAddress,
-    namespace: config.temporalAddress ? config.namespace : (dev?.namespace ?? config.namespace),
-    uiUrl: config.temporalAddress ? null : (dev?.uiUrl ?? null),
-  };
-}
-
-/** Everything a client-side command needs, closed by `close()`. */
-export interface CommandContext {
-  readonly config: TidesyncConfig;
-  readonly servers: ServerAddresses;
-  readonly db: Kysely<TidesyncDatabase>;
-  readonly runtime: Runtime;
-  readonly client: TidesyncClient;
-  close(): Promise<void>;
-}
-
-/** Connects to the database (migrating it) and Temporal, and builds a `TidesyncClient`. */
-export async function openCommandContext(): Promise<CommandContext> {
-  const config = readConfig();
-  const servers = await resolveServers(config);
-  const db = createDb(servers.databaseUrl, { max: 4 });
+/**
+ * Loads the config file and checks it (connectors, job files, service names) without touching a
+ * server; errors name the config file.
+ */
+export async function loadCheckedConfig(options: { required?: boolean } = {}): Promise<LoadedConfig> {
+  const loaded = await loadConfig(options);
   try {
-    await migrateToLatest(db as Kysely<unknown>);
-    const runtime = await createRuntime({ db, jobDirs: config.jobDirs, prepare: false });
-    const connection = await Connection.connect({ address: servers.temporalAddress });
-    const client = new TidesyncClient({
-      runtime,
-      db,
-      temporal: new Client({ connection, namespace: servers.namespace }),
-      taskQueue: config.taskQueue,
-    });
-    return {
-      config,
-      servers,
-      db,
-      runtime,
-      client,
-      async close() {
-        await connection.close();
-        await db.destroy();
-      },
-    };
+    await buildRegistries(loaded.config);
   } catch (err) {
-    await db.destroy();
-    throw err;
+    if (!(err instanceof ConfigurationError) || !loaded.file) throw err;
+    throw new ConfigurationError(`${loaded.file}: ${err.message}`, { cause: err });
   }
+  return loaded;
+}
+
+/** Loads the config and starts tidesync for a command (client only unless `options` say more). */
+export async function openCommandContext(options: StartOptions & { requireConfig?: boolean } = {}): Promise<Tidesync> {
+  const { config } = await loadCheckedConfig({ required: options.requireConfig ?? false });
+  return startTidesync(config, { poolSize: 4, ...options });
 }

@@ -1,6 +1,6 @@
 /** `tidesync integration set|list`: configure integrations without writing SQL. */
-import { ConfigurationError } from '../connectors/errors';
-import { upsertIntegration } from '../integrations';
+import { ConfigurationError } from '../errors';
+import { listIntegrations } from '../store/integrations';
 import { openCommandContext } from './connect';
 
 /** Options of `integration set`. */
@@ -31,11 +31,7 @@ export async function integrationSetCommand(name: string, options: IntegrationSe
   }
   const ctx = await openCommandContext();
   try {
-    const types = new Set(ctx.runtime.connectors.list().map((c) => c.integrationType));
-    if (!types.has(options.type)) {
-      throw new ConfigurationError(`unknown integration type '${options.type}' (known: ${[...types].sort().join(', ')})`);
-    }
-    const integration = await upsertIntegration(ctx.db, {
+    const integration = await ctx.client.upsertIntegration({
       name,
       type: options.type,
       transport,
@@ -55,10 +51,9 @@ export async function integrationSetCommand(name: string, options: IntegrationSe
 export async function integrationListCommand(): Promise<number> {
   const ctx = await openCommandContext();
   try {
-    const rows = await ctx.db.selectFrom('tidesync_integration').selectAll().orderBy('name').execute();
-    for (const r of rows) {
+    for (const r of await listIntegrations(ctx.store)) {
       console.log(
-        `${r.name}\t${r.type}\t${r.enabled ? 'enabled' : 'disabled'}\ttwo-way=${r.two_way_sync}\tpriority=${r.sync_priority}\t${JSON.stringify(r.transport)}\t${r.secret_ref ?? ''}`,
+        `${r.name}\t${r.type}\t${r.enabled ? 'enabled' : 'disabled'}\ttwo-way=${r.twoWaySync}\tpriority=${r.syncPriority}\t${JSON.stringify(r.transport)}\t${r.secretRef ?? ''}`,
       );
     }
     return 0;

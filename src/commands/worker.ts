@@ -1,51 +1,19 @@
-/** `tidesync worker`: runs the Temporal worker against the configured servers until stopped. */
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
-import { TidesyncClient } from '../client';
-import { OutboxRelay } from '../outbox/relay';
-import type { Kysely } from 'kysely';
-import { readConfig } from '../config';
-import { createDb } from '../db/connect';
-import { migrateToLatest } from '../db/migrations';
-import { createRuntime } from '../runtime';
-import { createWorker } from '../worker';
-import { resolveServers } from './connect';
+/** `tidesync worker`: runs the worker (and an outbox relay) for the application's config until stopped. */
+import { openCommandContext } from './connect';
 
-/** Runs the worker (and a relay); SIGINT/SIGTERM shut it down gracefully (the SDK handles the signals). */
+/** Runs until SIGINT/SIGTERM (the SDK shuts the worker down on them), then closes everything. */
 export async function workerCommand(options: { relay: boolean } = { relay: true }): Promise<number> {
-  const config = readConfig();
-  const servers = await resolveServers(config);
-  const db = createDb(servers.databaseUrl);
+  const tidesync = await openCommandContext({ worker: true, relay: options.relay, requireConfig: true, poolSize: 10 });
   try {
-    await migrateToLatest(db as Kysely<unknown>);
-    const runtime = await createRuntime({ db, jobDirs: config.jobDirs });
-    const connection = await NativeConnection.connect({ address: servers.temporalAddress });
-    try {
-      const worker = await createWorker({ runtime, connection, namespace: servers.namespace, taskQueue: config.taskQueue });
-      console.error(
-        `worker polling task queue '${config.taskQueue}' on ${servers.temporalAddress} (jobs: ${[...runtime.jobs.keys()].join(', ')})`,
-      );
-      const temporal = await Connection.connect({ address: servers.temporalAddress });
-      const relay = options.relay
-        ? new OutboxRelay({
-            db,
-            databaseUrl: servers.databaseUrl,
-            client: new TidesyncClient({ runtime, db, temporal: new Client({ connection: temporal, namespace: servers.namespace }), taskQueue: config.taskQueue }),
-            log: (line) => console.error(line),
-          })
-        : undefined;
-      relay?.start();
-      try {
-        await worker.run();
-      } finally {
-        await relay?.stop();
-        await temporal.close();
-      }
-    } finally {
-      await connection.close();
-    }
+    const jobs = [...tidesync.runtime.jobs.keys()].join(', ') || 'none';
+    console.error(
+      `worker polling task queue '${tidesync.taskQueue}' on ${tidesync.servers.temporal.address}` +
+        `${tidesync.servers.temporal.secure ? ' (tls)' : ''}, namespace '${tidesync.servers.temporal.namespace}' (jobs: ${jobs})` +
+        `${options.relay ? '; outbox relay running' : ''}`,
+    );
+    await tidesync.workerDone;
     return 0;
   } finally {
-    await db.destroy();
+    await tidesync.close();
   }
 }

@@ -10,7 +10,7 @@ export type Entity = Record<string, unknown>;
 /** Which side wins when both changed the same field. */
 export type SyncPriority = 'local' | 'remote';
 
-/** One configured link to one remote instance (a row of `tidesync_integration`). */
+/** One configured link to one remote instance (a row of `tidesync.integration`). */
 export interface Integration {
   readonly id: number;
   readonly type: string;
@@ -48,8 +48,6 @@ export interface Connector {
   readonly integrationType: string;
   /** The connector's name within its integration type, e.g. `contact`. */
   readonly name: string;
-  /** A human label of the entity it exports, e.g. `contact`. */
-  readonly entityLabel: string;
   /** The export job (and Temporal workflow type) that pushes this connector's entities. */
   getExportJobName(): string;
   /**

@@ -1,6 +1,6 @@
 /** Maps (integration type, connector name) to connectors, and so to export workflow types. */
 import type { Connector } from './connector';
-import { ConfigurationError } from './errors';
+import { ConfigurationError } from '../errors';
 
 /** Every connector tidesync can run, by integration type and name. */
 export class ConnectorRegistry {
@@ -23,13 +23,17 @@ export class ConnectorRegistry {
   }
 
   /** The connector, or a `ConfigurationError` naming what is known instead. */
-  get(integrationType: string, name: string): Connector {
+  get(integrationType: string, name: string): Connector;
+  /** Checks that the integration type is known (`name` undefined). */
+  get(integrationType: string, name: undefined): undefined;
+  get(integrationType: string, name: string | undefined): Connector | undefined {
     const byName = this.#connectors.get(integrationType);
     if (!byName) {
       throw new ConfigurationError(
         `unknown integration type '${integrationType}' (known: ${[...this.#connectors.keys()].sort().join(', ') || 'none'})`,
       );
     }
+    if (name === undefined) return undefined;
     const connector = byName.get(name);
     if (!connector) {
       throw new ConfigurationError(

@@ -3,12 +3,9 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { ConfigurationError } from '../connectors/errors';
+import { ConfigurationError } from '../errors';
 import { type JobDefinition, jobFileSchema } from './definition';
 import type { ServiceRegistry, ServiceRole } from './service-registry';
-
-/** The job definitions shipped with tidesync (the demo's among them). */
-export const BUILTIN_JOBS_DIR = path.join(__dirname, 'definitions');
 
 /** Formats a zod issue path as `jobs.demo_contact_export.steps.export.reader`. */
 function issuePath(issue: z.core.$ZodIssue): string {
@@ -40,7 +37,7 @@ export function parseJobFile(text: string, source: string): JobDefinition[] {
 }
 
 /** Loads every `*.yaml`/`*.yml` file of the given folders; a job name may be declared only once. */
-export async function loadJobs(dirs: readonly string[] = [BUILTIN_JOBS_DIR]): Promise<Map<string, JobDefinition>> {
+export async function loadJobs(dirs: readonly string[]): Promise<Map<string, JobDefinition>> {
   const jobs = new Map<string, JobDefinition>();
   for (const dir of dirs) {
     let files: string[];
@@ -62,20 +59,32 @@ export async function loadJobs(dirs: readonly string[] = [BUILTIN_JOBS_DIR]): Pr
 }
 
 /**
+ * Checks that every step names registered services (`builtinReaders` count as registered: they
+ * are bound to the database later). Touches no server.
+ */
+export function checkJobServices(jobs: Iterable<JobDefinition>, services: ServiceRegistry, builtinReaders: readonly string[] = []): void {
+  for (const job of jobs) {
+    for (const step of job.steps) {
+      for (const role of ['reader', 'processor', 'writer'] as const satisfies readonly ServiceRole[]) {
+        if (services.has(role, step[role]) || (role === 'reader' && builtinReaders.includes(step[role]))) continue;
+        const known = [...services.names(role), ...(role === 'reader' ? builtinReaders : [])].sort();
+        throw new ConfigurationError(
+          `${job.source}: jobs.${job.name}.steps.${step.name}.${role}: unknown ${role} '${step[role]}' (known: ${known.join(', ') || 'none'})`,
+        );
+      }
+    }
+  }
+}
+
+/**
  * Checks that every step names registered services, and lets each reader check its parameters
  * against the database (tables and columns exist). Run once when the worker starts.
  */
 export async function prepareJobs(jobs: Iterable<JobDefinition>, services: ServiceRegistry): Promise<void> {
-  for (const job of jobs) {
+  const list = [...jobs];
+  checkJobServices(list, services);
+  for (const job of list) {
     for (const step of job.steps) {
-      for (const role of ['reader', 'processor', 'writer'] as const satisfies readonly ServiceRole[]) {
-        if (!services.has(role, step[role])) {
-          throw new ConfigurationError(
-            `${job.source}: jobs.${job.name}.steps.${step.name}.${role}: unknown ${role} '${step[role]}' ` +
-              `(known: ${services.names(role).join(', ') || 'none'})`,
-          );
-        }
-      }
       try {
         const columns = step.parameters['columns'];
         // A write-back column must exist in the reader's table too: the reader checks it with the rest.

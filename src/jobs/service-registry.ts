@@ -3,7 +3,7 @@
  * equivalent of Oro's `services.yaml`.
  */
 import type { Processor, Reader, Writer } from '../connectors/connector';
-import { ConfigurationError } from '../connectors/errors';
+import { ConfigurationError } from '../errors';
 
 /** The three roles a service can play in a step. */
 export type ServiceRole = 'reader' | 'processor' | 'writer';

@@ -4,16 +4,13 @@
  * origin marker (`withTidesyncOrigin`) and are not captured, so they never echo back as exports.
  */
 import { createHash } from 'node:crypto';
-import { type Kysely, type Transaction, sql } from 'kysely';
+import { sql } from 'kysely';
 import { parseEntityByIdParameters } from '../connectors/readers/entity-by-id-reader';
-import { ConfigurationError } from '../connectors/errors';
-import type { TidesyncDatabase } from '../db/schema';
-import { getIntegration } from '../integrations';
+import { ConfigurationError } from '../errors';
+import { getIntegration } from '../store/integrations';
+import { ORIGIN_SETTING } from '../store/origin';
 import { type Runtime, getJob } from '../runtime';
-import { OUTBOX_CHANNEL } from './enqueue';
 
-/** The session setting that marks tidesync's own writes. */
-export const ORIGIN_SETTING = 'tidesync.origin';
 
 /** Which connector to capture, and which fields count as a change. */
 export interface CaptureOptions {
@@ -37,7 +34,7 @@ const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
 
 /** Finds the table and identifier the connector's export job reads with `entity.by_id`. */
 async function captureTarget(runtime: Runtime, integrationName: string, connectorName: string) {
-  const integration = await getIntegration(runtime.db, integrationName);
+  const integration = await getIntegration(runtime.store, integrationName);
   const job = getJob(runtime, runtime.connectors.exportWorkflowType(integration.type, connectorName));
   const step = job.steps.find((s) => s.reader === 'entity.by_id');
   if (!step) {
@@ -52,7 +49,7 @@ async function captureTarget(runtime: Runtime, integrationName: string, connecto
 export async function installCapture(runtime: Runtime, options: CaptureOptions): Promise<CaptureInstallation> {
   const target = await captureTarget(runtime, options.integration, options.connector);
   const { parameters: p } = target;
-  const columns = await runtime.db
+  const columns = await runtime.app
     .selectFrom('information_schema.columns' as never)
     .select('column_name' as never)
     .where('table_schema' as never, '=', p.schema as never)
@@ -65,18 +62,18 @@ export async function installCapture(runtime: Runtime, options: CaptureOptions):
     if (!known.has(field)) throw new ConfigurationError(`field '${field}' does not exist in table '${p.schema}.${p.table}'`);
   }
 
-  const { rows } = await sql<{ schema: string }>`select current_schema() as schema`.execute(runtime.db);
-  const outbox = `${ident(rows[0]?.schema ?? 'public')}.tidesync_outbox`;
+  const enqueue = `${ident(runtime.schema)}.enqueue_export`;
   const idOf = (row: 'NEW' | 'OLD') =>
     p.identifier.length === 1
       ? `to_jsonb(${row}.${ident(p.identifier[0] as string)})`
       : `jsonb_build_object(${p.identifier.map((c) => `${literal(c)}, ${row}.${ident(c)}`).join(', ')})`;
-  const insert = (row: 'NEW' | 'OLD', operation: 'upsert' | 'delete') =>
-    `INSERT INTO ${outbox} (integration, connector, entity_id, operation) VALUES (${literal(target.integration.name)}, ${literal(target.connectorName)}, ${idOf(row)}, '${operation}');`;
+  // enqueue_export inserts the outbox row and wakes the relays (see store/migrations.ts).
+  const insert = (row: 'NEW' | 'OLD') =>
+    `PERFORM ${enqueue}(${literal(target.integration.name)}, ${literal(target.connectorName)}, ${idOf(row)});`;
   const watched = fields.length > 0 ? fields.map((f) => `NEW.${ident(f)} IS DISTINCT FROM OLD.${ident(f)}`).join(' OR ') : 'NEW IS DISTINCT FROM OLD';
   const fn = `${ident(p.schema)}.${ident(target.name)}`;
 
-  await runtime.db.transaction().execute(async (trx) => {
+  await runtime.app.transaction().execute(async (trx) => {
     await sql
       .raw(
         `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $tidesync$
@@ -86,18 +83,16 @@ BEGIN
     RETURN NULL;
   END IF;
   IF TG_OP = 'INSERT' THEN
-    ${insert('NEW', 'upsert')}
+    ${insert('NEW')}
   ELSIF TG_OP = 'DELETE' THEN
-    ${insert('OLD', 'delete')}
+    ${insert('OLD')}
   ELSIF ${idOf('NEW')} IS DISTINCT FROM ${idOf('OLD')} THEN
-    ${insert('OLD', 'delete')}
-    ${insert('NEW', 'upsert')}
+    -- A changed key: the old entity is gone (its export deletes it remotely), the new one exported.
+    ${insert('OLD')}
+    ${insert('NEW')}
   ELSIF ${watched} THEN
-    ${insert('NEW', 'upsert')}
-  ELSE
-    RETURN NULL;
+    ${insert('NEW')}
   END IF;
-  PERFORM pg_notify('${OUTBOX_CHANNEL}', '');
   RETURN NULL;
 END
 $tidesync$`,
@@ -115,24 +110,10 @@ $tidesync$`,
 export async function removeCapture(runtime: Runtime, options: Omit<CaptureOptions, 'fields'>): Promise<boolean> {
   const target = await captureTarget(runtime, options.integration, options.connector);
   const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-    where p.proname = ${target.name} and n.nspname = ${target.parameters.schema}`.execute(runtime.db);
-  await runtime.db.transaction().execute(async (trx) => {
+    where p.proname = ${target.name} and n.nspname = ${target.parameters.schema}`.execute(runtime.app);
+  await runtime.app.transaction().execute(async (trx) => {
     await sql.raw(`DROP TRIGGER IF EXISTS ${ident(target.name)} ON ${target.qualifiedTable}`).execute(trx);
     await sql.raw(`DROP FUNCTION IF EXISTS ${ident(target.parameters.schema)}.${ident(target.name)}()`).execute(trx);
   });
   return (rows[0]?.n ?? 0) > 0;
-}
-
-/**
- * Runs `fn` in a transaction marked as tidesync's own (`SET LOCAL tidesync.origin`), so capture
- * triggers ignore its writes: a remote id written back to a local row does not export again.
- */
-export async function withTidesyncOrigin<T>(
-  db: Kysely<TidesyncDatabase>,
-  fn: (trx: Transaction<TidesyncDatabase>) => Promise<T>,
-): Promise<T> {
-  return db.transaction().execute(async (trx) => {
-    await sql`select set_config(${ORIGIN_SETTING}, 'tidesync', true)`.execute(trx);
-    return fn(trx);
-  });
 }

@@ -1,35 +1,58 @@
 /**
  * The transactional outbox: the application records "export this entity" in its own transaction,
  * so a rolled-back change exports nothing and a committed one is always exported (by the relay).
+ * Every route ends in the same SQL function, `<schema>.enqueue_exports`, installed by the
+ * migrations: from kysely, from a `pg` client, or from plain SQL in any stack.
  */
 import { type Kysely, sql } from 'kysely';
-import { ConfigurationError } from '../connectors/errors';
-import type { TidesyncDatabase } from '../db/schema';
 import type { EntityId } from '../entity-id';
+import { ConfigurationError } from '../errors';
+import { DEFAULT_SCHEMA, checkSchemaName } from '../store/db';
 
-/** The NOTIFY channel that wakes relays; PostgreSQL delivers it only when the transaction commits. */
-export const OUTBOX_CHANNEL = 'tidesync_outbox';
+export { OUTBOX_CHANNEL } from './channel';
 
-/** The application's own Kysely or transaction, whatever its database type. */
+/**
+ * Where the application's transaction runs: a kysely `Transaction` (or `Kysely`) on any database
+ * type, or anything with node-postgres' `query(text, values)` (a `pg` `PoolClient` or `Client`
+ * inside `BEGIN`, or the client of an ORM built on `pg`).
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AppTransaction = Kysely<any>;
+export type AppTransaction = Kysely<any> | PgQueryable;
+
+/** The one method of a node-postgres client the outbox needs. */
+export interface PgQueryable {
+  query(text: string, values: unknown[]): Promise<unknown>;
+}
+
+/** Entities of one connector to export later. */
+export interface OutboxBatch {
+  readonly integration: string;
+  readonly connector: string;
+  readonly ids: readonly EntityId[];
+}
 
 /** One entity to export later. */
 export interface OutboxRequest {
   readonly integration: string;
   readonly connector: string;
   readonly id: EntityId;
-  /** What happened locally; informational (the export reads the entity and sees a delete itself). */
-  readonly operation?: 'upsert' | 'delete';
+}
+
+/** Options of the enqueue functions. */
+export interface EnqueueOptions {
+  /** The schema tidesync's tables live in; default `tidesync`. */
+  readonly schema?: string;
+}
+
+function isEntityIdValue(value: unknown): boolean {
+  return (typeof value === 'string' && value !== '') || (typeof value === 'number' && Number.isFinite(value));
 }
 
 function checkId(id: unknown): EntityId {
-  if ((typeof id === 'string' && id !== '') || (typeof id === 'number' && Number.isFinite(id))) return id;
+  if (isEntityIdValue(id)) return id as EntityId;
   if (id !== null && typeof id === 'object' && !Array.isArray(id)) {
-    const entries = Object.entries(id);
-    if (entries.length > 0 && entries.every(([, v]) => (typeof v === 'string' && v !== '') || (typeof v === 'number' && Number.isFinite(v)))) {
-      return id as EntityId;
-    }
+    const values = Object.values(id);
+    if (values.length > 0 && values.every(isEntityIdValue)) return id as EntityId;
   }
   throw new ConfigurationError(
     `entity id ${JSON.stringify(id)} is not valid: use a non-empty string, a number, or an object of column -> string or number`,
@@ -43,36 +66,32 @@ function checkName(what: string, value: unknown): string {
   return value;
 }
 
+function isKysely(trx: AppTransaction): trx is Kysely<unknown> {
+  return typeof (trx as Kysely<unknown>).selectFrom === 'function';
+}
+
 /**
- * Records exports inside the caller's transaction (pass the kysely `Transaction`). Nothing is
- * sent until the transaction commits; then relays are woken by NOTIFY.
+ * Records exports inside the caller's transaction. Nothing is sent until the transaction commits;
+ * then relays are woken by NOTIFY.
  */
-export async function enqueueExports(
-  trx: AppTransaction,
-  request: { integration: string; connector: string; ids: readonly EntityId[]; operation?: 'upsert' | 'delete' },
-): Promise<void> {
+export async function enqueueExports(trx: AppTransaction, request: OutboxBatch, options: EnqueueOptions = {}): Promise<void> {
   const integration = checkName('integration', request.integration);
   const connector = checkName('connector', request.connector);
   if (!Array.isArray(request.ids) || request.ids.length === 0) {
     throw new ConfigurationError(`ids ${JSON.stringify(request.ids)} is not valid: expected a non-empty array`);
   }
-  const rows = request.ids.map((id) => ({
-    integration,
-    connector,
-    entity_id: JSON.stringify(checkId(id)),
-    operation: request.operation ?? ('upsert' as const),
-  }));
-  const db = trx as Kysely<TidesyncDatabase>;
-  await db.insertInto('tidesync_outbox').values(rows).execute();
-  await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(db);
+  const ids = JSON.stringify(request.ids.map(checkId));
+  const schema = checkSchemaName(options.schema ?? DEFAULT_SCHEMA);
+  if (isKysely(trx)) {
+    await sql`select ${sql.id(schema, 'enqueue_exports')}(${integration}, ${connector}, ${ids}::jsonb)`.execute(trx);
+  } else if (trx && typeof trx.query === 'function') {
+    await trx.query(`select "${schema}".enqueue_exports($1, $2, $3::jsonb)`, [integration, connector, ids]);
+  } else {
+    throw new ConfigurationError('enqueueExport needs a kysely transaction or a pg client (something with query(text, values))');
+  }
 }
 
 /** Records one export inside the caller's transaction; see `enqueueExports`. */
-export async function enqueueExport(trx: AppTransaction, request: OutboxRequest): Promise<void> {
-  await enqueueExports(trx, {
-    integration: request.integration,
-    connector: request.connector,
-    ids: [request.id],
-    ...(request.operation ? { operation: request.operation } : {}),
-  });
+export async function enqueueExport(trx: AppTransaction, request: OutboxRequest, options: EnqueueOptions = {}): Promise<void> {
+  await enqueueExports(trx, { integration: request.integration, connector: request.connector, ids: [request.id] }, options);
 }

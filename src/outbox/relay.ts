@@ -7,18 +7,28 @@
  */
 import { Client as PgClient } from 'pg';
 import type { Kysely } from 'kysely';
-import type { TidesyncClient } from '../client';
-import { ConfigurationError } from '../connectors/errors';
-import type { TidesyncDatabase } from '../db/schema';
 import { encodeEntityId, type EntityId } from '../entity-id';
-import { OUTBOX_CHANNEL } from './enqueue';
+import { ConfigurationError } from '../errors';
+import { claimPendingRows, markDispatched, markSkipped } from '../store/outbox';
+import type { TidesyncDatabase } from '../store/schema';
+import { OUTBOX_CHANNEL } from './channel';
+
+/** What the relay needs of a client: hand entities to Temporal, or say why not. */
+export interface ExportScheduler {
+  scheduleExports(request: {
+    integration: string;
+    connector: string;
+    ids: readonly EntityId[];
+  }): Promise<ReadonlyArray<{ readonly scheduled: true } | { readonly scheduled: false; readonly reason: string }>>;
+}
 
 /** Options of `OutboxRelay`. */
 export interface OutboxRelayOptions {
   readonly db: Kysely<TidesyncDatabase>;
   /** Used for a dedicated LISTEN connection. */
   readonly databaseUrl: string;
-  readonly client: TidesyncClient;
+  /** Hands entities to Temporal: a `TidesyncClient`. */
+  readonly client: ExportScheduler;
   /** Rows claimed per transaction; default 200. */
   readonly batchSize?: number;
   /** Poll interval when no NOTIFY arrives; default 1000 ms. */
@@ -77,15 +87,7 @@ export class OutboxRelay {
   async dispatchBatch(): Promise<RelayBatch> {
     const { db, batchSize, client } = this.#options;
     return db.transaction().execute(async (trx) => {
-      const rows = await trx
-        .selectFrom('tidesync_outbox')
-        .select(['id', 'integration', 'connector', 'entity_id'])
-        .where('status', '=', 'pending')
-        .orderBy('id')
-        .limit(batchSize)
-        .forUpdate()
-        .skipLocked()
-        .execute();
+      const rows = await claimPendingRows(trx, batchSize);
       if (rows.length === 0) return { claimed: 0, dispatched: 0, skipped: 0 };
 
       // One signal per entity, however many rows (changes) it has in this batch.
@@ -94,8 +96,8 @@ export class OutboxRelay {
         const groupKey = JSON.stringify([row.integration, row.connector]);
         let group = groups.get(groupKey);
         if (!group) groups.set(groupKey, (group = { integration: row.integration, connector: row.connector, ids: new Map() }));
-        const key = encodeEntityId(row.entity_id);
-        const entry = group.ids.get(key) ?? { id: row.entity_id, rowIds: [] };
+        const key = encodeEntityId(row.entityId);
+        const entry = group.ids.get(key) ?? { id: row.entityId, rowIds: [] };
         entry.rowIds.push(row.id);
         group.ids.set(key, entry);
       }
@@ -121,20 +123,8 @@ export class OutboxRelay {
         });
       }
 
-      if (dispatched.length > 0) {
-        await trx
-          .updateTable('tidesync_outbox')
-          .set((eb) => ({ status: 'dispatched', dispatched_at: new Date(), attempts: eb('attempts', '+', 1), last_error: null }))
-          .where('id', 'in', dispatched)
-          .execute();
-      }
-      for (const [reason, rowIds] of skipped) {
-        await trx
-          .updateTable('tidesync_outbox')
-          .set({ status: 'skipped', skip_reason: reason, dispatched_at: new Date() })
-          .where('id', 'in', rowIds)
-          .execute();
-      }
+      await markDispatched(trx, dispatched);
+      for (const [reason, rowIds] of skipped) await markSkipped(trx, reason, rowIds);
       const skippedCount = [...skipped.values()].reduce((n, ids) => n + ids.length, 0);
       return { claimed: rows.length, dispatched: dispatched.length, skipped: skippedCount };
     });

@@ -5,7 +5,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ConfigurationError } from '../connectors/errors';
+import { ConfigurationError } from '../errors';
 import { tidesyncHome } from './paths';
 import { isProcessAlive } from './ports';
 import { resolveDatabase } from './postgres';

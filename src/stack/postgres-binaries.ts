@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ConfigurationError } from '../connectors/errors';
+import { ConfigurationError } from '../errors';
 
 /** The superuser and, as root, the system account PostgreSQL runs as. */
 export const SUPERUSER = 'postgres';

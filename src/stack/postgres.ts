@@ -12,7 +12,7 @@ import { chown, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } fr
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { ConfigurationError } from '../connectors/errors';
+import { ConfigurationError } from '../errors';
 import { logFilePath, readLogTail, tidesyncHome } from './paths';
 import { getFreePort, isProcessAlive, stopChild, stopPid, trackChild } from './ports';
 import { binaries, postgresUser, type PostgresUser, runAs, SUPERUSER } from './postgres-binaries';

@@ -7,7 +7,7 @@ import { execFile, type ExecFileException } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigurationError } from '../connectors/errors';
+import { ConfigurationError } from '../errors';
 import { tidesyncHome } from './paths';
 import { isProcessAlive } from './ports';
 

@@ -9,7 +9,7 @@ import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes, type SearchAttributeType } from '@temporalio/common';
 // Not re-exported by the package index; the SDK's own testing package imports it from here too.
 import type { SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
-import { ConfigurationError } from '../connectors/errors';
+import { ConfigurationError } from '../errors';
 import { SEARCH_ATTRIBUTES } from '../search-attributes';
 import { logFilePath, readLogTail, tidesyncHome } from './paths';
 import { getFreePort, isListening, isPortFree, isProcessAlive, stopChild, stopPid, trackChild, waitForExit } from './ports';

@@ -20,7 +20,7 @@ import {
 // Only import the activity types: workflow code must stay free of I/O.
 import type { ExportActivities } from '../activities';
 import type { ExecutionCounters, RecordedConflict, RecordFailure, WrittenRecord } from '../activities/types';
-import type { ExecutionStatus } from '../db/schema';
+import type { ExecutionStatus } from '../store/schema';
 import { type EntityId, encodeEntityId } from '../entity-id';
 import { STATUS_ATTRIBUTE } from '../search-attributes';
 import {

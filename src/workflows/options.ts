@@ -1,8 +1,9 @@
 /** Timeouts and retry policies of the export activities, named so they are easy to review. */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
 
-/** Failure types that retrying cannot fix (see `activities/failures.ts`). */
-const NON_RETRYABLE = ['ConfigurationError', 'PermanentRemoteError', 'RemoteNotFoundError'];
+/** Failure types that retrying cannot fix (see `errors.ts`). */
+const NON_RETRYABLE = [...NON_RETRYABLE_ERROR_TYPES];
 
 /** Retries of database work: quick, a few times, for a restarting database. */
 const DATABASE_RETRY = {

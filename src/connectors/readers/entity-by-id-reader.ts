@@ -6,7 +6,10 @@ import { type Expression, type Kysely, type SqlBool, sql } from 'kysely';
 import { z } from 'zod';
 import { type EntityId, encodeEntityId } from '../../entity-id';
 import type { Entity, ReadResult, Reader, StepParameters } from '../connector';
-import { ConfigurationError } from '../errors';
+import { ConfigurationError } from '../../errors';
+
+/** The name jobs use for this reader (Oro's `oro_integration.reader.entity.by_id`). */
+export const ENTITY_BY_ID = 'entity.by_id';
 
 const parametersSchema = z.strictObject({
   schema: z.string().min(1).default('public'),

@@ -1,4 +1,7 @@
-/** Kysely types of tidesync's own tables. Application tables are read dynamically by readers. */
+/**
+ * Kysely types of tidesync's own tables, which live in their own PostgreSQL schema (`tidesync` by
+ * default). Application tables are read dynamically by readers.
+ */
 import type { ColumnType, Generated, JSONColumnType } from 'kysely';
 
 /** Timestamps are written as Date or ISO text and read as Date. */
@@ -8,7 +11,7 @@ type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | strin
 /** A nullable JSON column: written as JSON text, read as parsed JSON. */
 type NullableJson<T> = ColumnType<T | null, string | null | undefined, string | null>;
 
-/** `tidesync_integration`: one configured link to one remote instance. */
+/** `tidesync.integration`: one configured link to one remote instance. */
 export interface IntegrationTable {
   id: Generated<number>;
   type: string;
@@ -27,7 +30,7 @@ export interface IntegrationTable {
 /** Status of a job execution. */
 export type ExecutionStatus = 'running' | 'completed' | 'completed_with_failures' | 'failed';
 
-/** `tidesync_job_execution`: the record of one export run. */
+/** `tidesync.job_execution`: the record of one export run. */
 export interface JobExecutionTable {
   id: Generated<string>;
   workflow_id: string;
@@ -55,7 +58,7 @@ export interface JobExecutionTable {
   finished_at: Timestamp | null;
 }
 
-/** `tidesync_sync_state`: per (integration, connector, entity) what was last pushed. */
+/** `tidesync.sync_state`: per (integration, connector, entity) what was last pushed. */
 export interface SyncStateTable {
   integration_id: number;
   connector: string;
@@ -76,22 +79,20 @@ export type SyncStatus = 'active' | 'deleted' | 'tombstone' | 'remote_removed';
 /** Status of an outbox row. */
 export type OutboxStatus = 'pending' | 'dispatched' | 'skipped';
 
-/** `tidesync_outbox`: exports requested in the application's own transactions. */
+/** `tidesync.outbox`: exports requested in the application's own transactions. */
 export interface OutboxTable {
   id: Generated<string>;
   integration: string;
   connector: string;
   entity_id: ColumnType<string | number | Record<string, string | number>, string, string>;
-  operation: Generated<'upsert' | 'delete'>;
   status: Generated<OutboxStatus>;
   skip_reason: string | null;
   attempts: Generated<number>;
-  last_error: string | null;
   created_at: DefaultTimestamp;
   dispatched_at: Timestamp | null;
 }
 
-/** `tidesync_conflict`: every field changed on both sides, with both values and the decision. */
+/** `tidesync.conflict`: every field changed on both sides, with both values and the decision. */
 export interface ConflictTable {
   id: Generated<string>;
   integration: string;
@@ -108,11 +109,11 @@ export interface ConflictTable {
   created_at: DefaultTimestamp;
 }
 
-/** Every table tidesync owns. */
+/** Every table tidesync owns (in its schema: use a Kysely from `storeDb`). */
 export interface TidesyncDatabase {
-  tidesync_integration: IntegrationTable;
-  tidesync_job_execution: JobExecutionTable;
-  tidesync_sync_state: SyncStateTable;
-  tidesync_outbox: OutboxTable;
-  tidesync_conflict: ConflictTable;
+  integration: IntegrationTable;
+  job_execution: JobExecutionTable;
+  sync_state: SyncStateTable;
+  outbox: OutboxTable;
+  conflict: ConflictTable;
 }

@@ -1,10 +1,10 @@
 /** Writes contacts to the demo CRM: create the first time, full replace afterwards, delete when deleted locally. */
 import { z } from 'zod';
-import type { Change, RemoteRecord, WriteContext, WriteResult, Writer } from '../connector';
-import { ConfigurationError, RemoteNotFoundError } from '../errors';
+import type { Change, RemoteRecord, WriteContext, WriteResult, Writer } from 'tidesync';
+import { ConfigurationError, RemoteNotFoundError } from 'tidesync';
 import { DemoCrmClient, type RemoteContact, type RemoteContactFields } from './remote/crm-client';
 
-/** Transport settings of a demo integration (`tidesync_integration.transport`). */
+/** Transport settings of a demo integration (`tidesync.integration.transport`). */
 const transportSchema = z.object({ baseUrl: z.url(), timeoutMs: z.number().int().positive().optional() });
 
 /** Pushes contact changesets with the processor's fields and the change's idempotency key. */

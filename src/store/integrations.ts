@@ -1,8 +1,8 @@
-/** Reads and writes integration settings (`tidesync_integration`). */
+/** Reads and writes integration settings (`tidesync.integration`). */
 import type { Kysely, Selectable } from 'kysely';
-import type { Integration, SyncPriority } from './connectors/connector';
-import { ConfigurationError } from './connectors/errors';
-import type { IntegrationTable, TidesyncDatabase } from './db/schema';
+import type { Integration, SyncPriority } from '../connectors/connector';
+import { ConfigurationError } from '../errors';
+import type { IntegrationTable, TidesyncDatabase } from './schema';
 
 function toIntegration(row: Selectable<IntegrationTable>): Integration {
   return {
@@ -19,9 +19,9 @@ function toIntegration(row: Selectable<IntegrationTable>): Integration {
 
 /** The integration called `name`, or a `ConfigurationError` listing the configured ones. */
 export async function getIntegration(db: Kysely<TidesyncDatabase>, name: string): Promise<Integration> {
-  const row = await db.selectFrom('tidesync_integration').selectAll().where('name', '=', name).executeTakeFirst();
+  const row = await db.selectFrom('integration').selectAll().where('name', '=', name).executeTakeFirst();
   if (row) return toIntegration(row);
-  const names = await db.selectFrom('tidesync_integration').select('name').orderBy('name').execute();
+  const names = await db.selectFrom('integration').select('name').orderBy('name').execute();
   throw new ConfigurationError(
     `unknown integration '${name}' (configured: ${names.map((n) => n.name).join(', ') || 'none'})`,
   );
@@ -49,10 +49,16 @@ export async function upsertIntegration(db: Kysely<TidesyncDatabase>, settings: 
     secret_ref: settings.secretRef ?? null,
   };
   const row = await db
-    .insertInto('tidesync_integration')
+    .insertInto('integration')
     .values({ name: settings.name, ...values })
     .onConflict((oc) => oc.column('name').doUpdateSet({ ...values, updated_at: new Date() }))
     .returningAll()
     .executeTakeFirstOrThrow();
   return toIntegration(row);
+}
+
+/** Every configured integration, by name. */
+export async function listIntegrations(db: Kysely<TidesyncDatabase>): Promise<Integration[]> {
+  const rows = await db.selectFrom('integration').selectAll().orderBy('name').execute();
+  return rows.map(toIntegration);
 }

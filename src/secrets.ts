@@ -3,7 +3,7 @@
  * through workflow inputs, results, memo, search attributes or ids.
  */
 import { readFile } from 'node:fs/promises';
-import { ConfigurationError } from '../connectors/errors';
+import { ConfigurationError } from './errors';
 
 /** Turns a secret reference into the secret. */
 export type SecretResolver = (ref: string) => Promise<string>;

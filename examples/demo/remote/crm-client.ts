@@ -12,7 +12,7 @@ import {
   RemoteVersionConflictError,
   TransientRemoteError,
   parseRetryAfter,
-} from '../../errors';
+} from 'tidesync';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** Used when a 429 carries no readable `Retry-After`. */

@@ -1,5 +1,5 @@
 /** The demo integration's contact connector: exports local `contacts` rows to the demo CRM. */
-import type { Connector } from '../connector';
+import type { Connector } from 'tidesync';
 
 /** The integration type of the demo CRM. */
 export const DEMO_INTEGRATION_TYPE = 'demo';
@@ -8,7 +8,6 @@ export const DEMO_INTEGRATION_TYPE = 'demo';
 export class DemoContactConnector implements Connector {
   readonly integrationType = DEMO_INTEGRATION_TYPE;
   readonly name = 'contact';
-  readonly entityLabel = 'contact';
 
   /** The job declared in `jobs/definitions/demo.yaml`. */
   getExportJobName(): string {

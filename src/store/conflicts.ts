@@ -1,6 +1,6 @@
-/** Records conflicts (fields changed on both sides) in `tidesync_conflict`. */
-import type { Kysely } from 'kysely';
-import type { TidesyncDatabase } from '../db/schema';
+/** Records conflicts (fields changed on both sides) in `tidesync.conflict`. */
+import type { Kysely, Selectable } from 'kysely';
+import type { ConflictTable, TidesyncDatabase } from './schema';
 import type { Conflict } from '../sync/merge';
 
 /** Inserts one row per conflicting field, with the base, local and remote values and the decision. */
@@ -11,7 +11,7 @@ export async function recordConflicts(
 ): Promise<void> {
   if (conflicts.length === 0) return;
   await db
-    .insertInto('tidesync_conflict')
+    .insertInto('conflict')
     .values(
       conflicts.map((c) => ({
         integration: where.integration,
@@ -28,4 +28,17 @@ export async function recordConflicts(
       })),
     )
     .execute();
+}
+
+/** A recorded conflict. */
+export type ConflictRecord = Selectable<ConflictTable>;
+
+/** Recorded conflicts, newest first. */
+export async function listConflicts(
+  db: Kysely<TidesyncDatabase>,
+  options: { limit?: number; integration?: string } = {},
+): Promise<ConflictRecord[]> {
+  let query = db.selectFrom('conflict').selectAll().orderBy('id', 'desc').limit(options.limit ?? 50);
+  if (options.integration) query = query.where('integration', '=', options.integration);
+  return query.execute();
 }

@@ -1,7 +1,7 @@
-/** Reads and writes job execution records (`tidesync_job_execution`). */
+/** Reads and writes job execution records (`tidesync.job_execution`). */
 import type { Kysely, Selectable } from 'kysely';
-import type { JobExecutionTable, TidesyncDatabase } from '../db/schema';
-import type { FinishInput, RunRef } from './types';
+import type { JobExecutionTable, TidesyncDatabase } from './schema';
+import type { FinishInput, RunRef } from '../activities/types';
 
 /** Records a run as running; a retried call for the same run changes nothing. */
 export async function beginExecutionRecord(
@@ -9,7 +9,7 @@ export async function beginExecutionRecord(
   run: RunRef & { workflowId: string; runId: string; iteration: number; entityKeys: readonly string[] },
 ): Promise<void> {
   await db
-    .insertInto('tidesync_job_execution')
+    .insertInto('job_execution')
     .values({
       workflow_id: run.workflowId,
       run_id: run.runId,
@@ -30,7 +30,7 @@ export async function beginExecutionRecord(
 /** Records the outcome, counters, warnings and failures of a run. */
 export async function finishExecutionRecord(db: Kysely<TidesyncDatabase>, input: FinishInput): Promise<void> {
   await db
-    .updateTable('tidesync_job_execution')
+    .updateTable('job_execution')
     .set({
       status: input.status,
       read_count: input.counters.read,
@@ -58,7 +58,7 @@ export async function listExecutions(
   db: Kysely<TidesyncDatabase>,
   options: { limit?: number; workflowId?: string; integration?: string } = {},
 ): Promise<JobExecution[]> {
-  let query = db.selectFrom('tidesync_job_execution').selectAll().orderBy('started_at', 'desc').orderBy('id', 'desc');
+  let query = db.selectFrom('job_execution').selectAll().orderBy('started_at', 'desc').orderBy('id', 'desc');
   if (options.workflowId) query = query.where('workflow_id', '=', options.workflowId);
   if (options.integration) query = query.where('integration', '=', options.integration);
   return query.limit(options.limit ?? 20).execute();

@@ -1,6 +1,6 @@
 /** Maps a local `contacts` row to the demo CRM's contact fields. */
 import { z } from 'zod';
-import type { Entity, ProcessResult, Processor } from '../connector';
+import type { Entity, ProcessResult, Processor } from 'tidesync';
 import type { RemoteContactFields } from './remote/crm-client';
 
 /** The local row, as the `entity.by_id` reader returns it. */

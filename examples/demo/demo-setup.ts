@@ -4,9 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { Integration } from '../connector';
-import type { TidesyncDatabase } from '../../db/schema';
-import { upsertIntegration } from '../../integrations';
+import type { Integration, TidesyncClient } from 'tidesync';
 import { DEMO_INTEGRATION_TYPE } from './contact-connector';
 import { DemoContactProcessor } from './contact-processor';
 import { ensureContactsTable, type LocalContact, seedContacts } from './local-contacts';
@@ -19,7 +17,11 @@ export const DEMO_TOKEN_ENV = 'TIDESYNC_DEMO_CRM_TOKEN';
 
 /** Options of `setupDemo`. */
 export interface DemoSetupOptions {
-  readonly db: Kysely<TidesyncDatabase>;
+  /** The application's database (the demo's `contacts` table lives there). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly db: Kysely<any>;
+  /** Configures the integration. */
+  readonly client: Pick<TidesyncClient, 'upsertIntegration'>;
   /** How many contacts to seed when the table is empty. */
   readonly contacts: number;
   /** Integration name; default `demo`. */
@@ -40,8 +42,8 @@ export interface Demo {
 
 /** Seeds contacts, starts the demo CRM and configures the integration. */
 export async function setupDemo(options: DemoSetupOptions): Promise<Demo> {
-  await ensureContactsTable(options.db as Kysely<unknown>);
-  const seeded = await seedContacts(options.db as Kysely<unknown>, options.contacts);
+  await ensureContactsTable(options.db);
+  const seeded = await seedContacts(options.db, options.contacts);
   // The token lives in the environment; the integration stores only a reference to it.
   const token = process.env[DEMO_TOKEN_ENV] || randomBytes(16).toString('hex');
   process.env[DEMO_TOKEN_ENV] = token;
@@ -51,7 +53,7 @@ export async function setupDemo(options: DemoSetupOptions): Promise<Demo> {
     ...(options.dataFile ? { dataFile: options.dataFile } : {}),
     ...(options.onWrite ? { onWrite: options.onWrite } : {}),
   });
-  const integration = await upsertIntegration(options.db, {
+  const integration = await options.client.upsertIntegration({
     type: DEMO_INTEGRATION_TYPE,
     name: options.integrationName ?? 'demo',
     transport: { baseUrl: remote.url },
@@ -61,9 +63,9 @@ export async function setupDemo(options: DemoSetupOptions): Promise<Demo> {
 }
 
 /** Ids of every local contact, in id order. */
-export async function localContactIds(db: Kysely<TidesyncDatabase>): Promise<number[]> {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const rows = await (db as Kysely<any>).selectFrom('contacts').select('id').orderBy('id').execute();
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function localContactIds(db: Kysely<any>): Promise<number[]> {
+  const rows = await db.selectFrom('contacts').select('id').orderBy('id').execute();
   return rows.map((r: { id: number }) => r.id);
 }
 
@@ -81,20 +83,16 @@ export interface RemoteComparison {
  */
 export async function compareRemoteWithLocal(
   demo: Demo,
-  db: Kysely<TidesyncDatabase>,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  db: Kysely<any>,
+  client: Pick<TidesyncClient, 'syncStates'>,
   ids?: readonly number[],
 ): Promise<RemoteComparison> {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  let query = (db as Kysely<any>).selectFrom('contacts').selectAll().orderBy('id');
+  let query = db.selectFrom('contacts').selectAll().orderBy('id');
   if (ids) query = query.where('id', 'in', ids);
   const contacts = (await query.execute()) as LocalContact[];
-  const states = await db
-    .selectFrom('tidesync_sync_state')
-    .select(['entity_id', 'remote_id'])
-    .where('integration_id', '=', demo.integration.id)
-    .where('connector', '=', 'contact')
-    .execute();
-  const remoteIds = new Map(states.map((s) => [s.entity_id, s.remote_id]));
+  const states = await client.syncStates({ integration: demo.integration.name, connector: 'contact' });
+  const remoteIds = new Map(states.map((s) => [s.key, s.remoteId]));
   const processor = new DemoContactProcessor();
   const mismatches: Array<{ id: number; problem: string }> = [];
   let checked = 0;

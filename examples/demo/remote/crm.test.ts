@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PermanentRemoteError, RateLimitedError, RemoteNotFoundError, TransientRemoteError } from '../../errors';
+import { PermanentRemoteError, RateLimitedError, RemoteNotFoundError, TransientRemoteError } from 'tidesync';
 import { DemoCrmClient, RemoteVersionConflictError, UnexpectedRemoteResponseError } from './crm-client';
 import { DemoCrmServer } from './crm-server';
 

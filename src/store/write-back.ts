@@ -1,14 +1,14 @@
 /** Writes remote ids back into the local rows they came from (a step option: `write_back`). */
 import { type Kysely, sql } from 'kysely';
 import { parseEntityByIdParameters } from '../connectors/readers/entity-by-id-reader';
-import type { TidesyncDatabase } from '../db/schema';
 import { parseEntityId } from '../entity-id';
 import type { StepDefinition } from '../jobs/definition';
-import { withTidesyncOrigin } from '../outbox/capture';
+import { withTidesyncOrigin } from './origin';
 
 /** Updates `write_back.column` of each record's row; returns how many rows changed. */
 export async function writeBackRemoteIds(
-  db: Kysely<TidesyncDatabase>,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  db: Kysely<any>,
   step: StepDefinition,
   records: ReadonlyArray<{ key: string; remoteId: string }>,
 ): Promise<number> {

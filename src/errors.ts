@@ -1,6 +1,7 @@
 /**
- * Errors a writer raises when talking to a remote. Activities map them to Temporal failures:
- * transient and rate-limited errors are retried, permanent ones fail the record without retrying.
+ * tidesync's error classes, one module every layer may use (pure code: workflows import it too).
+ * Writers raise the remote errors; activities map them to Temporal failures: transient and
+ * rate-limited errors are retried, permanent and configuration errors fail without retrying.
  */
 
 /** Base class: every tidesync error carries a stable, machine-readable `code`. */
@@ -98,3 +99,9 @@ export function parseRetryAfter(header: string | null | undefined, fallbackMs: n
   if (Number.isFinite(date)) return Math.max(0, date - now);
   return fallbackMs;
 }
+
+/**
+ * Failure types (error class names) that retrying cannot fix. Activities raise them as
+ * non-retryable failures, and the workflows' retry policies list them too.
+ */
+export const NON_RETRYABLE_ERROR_TYPES: readonly string[] = ['ConfigurationError', 'PermanentRemoteError', 'RemoteNotFoundError'];

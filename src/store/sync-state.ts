@@ -1,7 +1,7 @@
-/** Reads and writes `tidesync_sync_state`. */
-import type { ExpressionBuilder, Kysely } from 'kysely';
+/** Reads and writes `tidesync.sync_state`. */
+import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import type { SyncState } from '../connectors/connector';
-import type { TidesyncDatabase } from '../db/schema';
+import type { SyncStateTable, TidesyncDatabase } from './schema';
 
 /** Identifies the entities of one connector on one integration. */
 export interface SyncScope {
@@ -10,7 +10,7 @@ export interface SyncScope {
 }
 
 /** The condition that picks one entity's sync state row. */
-function oneEntity(eb: ExpressionBuilder<TidesyncDatabase, 'tidesync_sync_state'>, scope: SyncScope, key: string) {
+function oneEntity(eb: ExpressionBuilder<TidesyncDatabase, 'sync_state'>, scope: SyncScope, key: string) {
   return eb.and([eb('integration_id', '=', scope.integrationId), eb('connector', '=', scope.connector), eb('entity_id', '=', key)]);
 }
 
@@ -22,26 +22,25 @@ export async function loadSyncStates(
 ): Promise<Map<string, SyncState>> {
   if (keys.length === 0) return new Map();
   const rows = await db
-    .selectFrom('tidesync_sync_state')
+    .selectFrom('sync_state')
     .selectAll()
     .where('integration_id', '=', scope.integrationId)
     .where('connector', '=', scope.connector)
     .where('entity_id', 'in', keys)
     .execute();
-  return new Map(
-    rows.map((r) => [
-      r.entity_id,
-      {
-        remoteId: r.remote_id,
-        snapshotHash: r.snapshot_hash,
-        snapshot: r.snapshot,
-        remoteVersion: r.remote_version,
-        lastSyncedAt: r.last_synced_at,
-        lastError: r.last_error,
-        status: r.status,
-      },
-    ]),
-  );
+  return new Map(rows.map((r) => [r.entity_id, toSyncState(r)]));
+}
+
+function toSyncState(r: Selectable<SyncStateTable>): SyncState {
+  return {
+    remoteId: r.remote_id,
+    snapshotHash: r.snapshot_hash,
+    snapshot: r.snapshot,
+    remoteVersion: r.remote_version,
+    lastSyncedAt: r.last_synced_at,
+    lastError: r.last_error,
+    status: r.status,
+  };
 }
 
 /** Records a successful push: remote id, version and the snapshot that is now on the remote. */
@@ -61,7 +60,7 @@ export async function saveSynced(
     updated_at: new Date(),
   };
   await db
-    .insertInto('tidesync_sync_state')
+    .insertInto('sync_state')
     .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: entity.key, ...values })
     .onConflict((oc) => oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet(values))
     .execute();
@@ -70,7 +69,7 @@ export async function saveSynced(
 /** Records why the last push of an entity failed, keeping what was last pushed successfully. */
 export async function saveFailure(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string, error: string): Promise<void> {
   await db
-    .insertInto('tidesync_sync_state')
+    .insertInto('sync_state')
     .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: key, last_error: error })
     .onConflict((oc) =>
       oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet({ last_error: error, updated_at: new Date() }),
@@ -89,7 +88,7 @@ export async function saveRemoved(
   status: 'deleted' | 'tombstone',
 ): Promise<void> {
   await db
-    .updateTable('tidesync_sync_state')
+    .updateTable('sync_state')
     .set({ status, snapshot: null, snapshot_hash: null, last_synced_at: new Date(), last_error: null, updated_at: new Date() })
     .where((eb) => oneEntity(eb, scope, key))
     .execute();
@@ -98,7 +97,7 @@ export async function saveRemoved(
 /** Records that the remote record is gone and the entity must not be exported until reset. */
 export async function saveRemoteRemoved(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string, reason: string): Promise<void> {
   await db
-    .updateTable('tidesync_sync_state')
+    .updateTable('sync_state')
     .set({ status: 'remote_removed', last_error: reason, updated_at: new Date() })
     .where((eb) => oneEntity(eb, scope, key))
     .execute();
@@ -107,8 +106,25 @@ export async function saveRemoteRemoved(db: Kysely<TidesyncDatabase>, scope: Syn
 /** Forgets an entity's sync state, so its next export creates it anew; false when there was none. */
 export async function resetSyncState(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string): Promise<boolean> {
   const result = await db
-    .deleteFrom('tidesync_sync_state')
+    .deleteFrom('sync_state')
     .where((eb) => oneEntity(eb, scope, key))
     .executeTakeFirst();
   return result.numDeletedRows > 0n;
+}
+
+/** One entity's sync state with its key, as the client reports it. */
+export interface EntitySyncState extends SyncState {
+  readonly key: string;
+}
+
+/** Every entity's sync state of one connector on one integration, by entity key. */
+export async function listSyncStates(db: Kysely<TidesyncDatabase>, scope: SyncScope): Promise<EntitySyncState[]> {
+  const rows = await db
+    .selectFrom('sync_state')
+    .selectAll()
+    .where('integration_id', '=', scope.integrationId)
+    .where('connector', '=', scope.connector)
+    .orderBy('entity_id')
+    .execute();
+  return rows.map((r) => ({ key: r.entity_id, ...toSyncState(r) }));
 }

@@ -1,0 +1,92 @@
+/**
+ * tidesync: durable reverse synchronization. What `require('tidesync')` gives an application:
+ * its configuration, the connector contract, the outbox, the client, the worker and the errors.
+ */
+import type { Worker } from '@temporalio/worker';
+import type { CreateWorkerOptions } from './worker';
+
+// Configuration
+export { defineConfig, validateConfig } from './config/define-config';
+export type { DevContext, DevHook, DevResult, TidesyncConfig } from './config/define-config';
+export { CONFIG_ENV, CONFIG_FILE_NAMES, findConfigFile, loadConfig } from './config/load-config';
+export type { LoadConfigOptions, LoadedConfig } from './config/load-config';
+export { DEFAULT_TASK_QUEUE } from './config/servers';
+export type { Servers } from './config/servers';
+export type { TemporalSettings } from './temporal/settings';
+export { resolveTemporalSettings } from './temporal/connection';
+export type { ResolvedTemporal } from './temporal/connection';
+
+// One wiring
+export { startTidesync } from './start';
+export type { StartOptions, Tidesync } from './start';
+
+// The connector contract
+export type {
+  Change,
+  Connector,
+  Entity,
+  Integration,
+  ProcessContext,
+  ProcessResult,
+  Processor,
+  ReadResult,
+  Reader,
+  RemoteRecord,
+  StepParameters,
+  SyncPriority,
+  SyncState,
+  WriteContext,
+  WriteResult,
+  Writer,
+} from './connectors/connector';
+export { ENTITY_BY_ID, EntityByIdReader } from './connectors/readers/entity-by-id-reader';
+export { ConnectorRegistry } from './connectors/registry';
+export { ServiceRegistry } from './jobs/service-registry';
+export type { JobDefinition, StepDefinition } from './jobs/definition';
+export { encodeEntityId, parseEntityId } from './entity-id';
+export type { EntityId, IdValue } from './entity-id';
+export { resolveSecret } from './secrets';
+export { tidesyncHome } from './stack/paths';
+export type { SecretResolver } from './secrets';
+
+// Errors
+export {
+  ConfigurationError,
+  NON_RETRYABLE_ERROR_TYPES,
+  PermanentRemoteError,
+  RateLimitedError,
+  RemoteNotFoundError,
+  RemoteVersionConflictError,
+  TidesyncError,
+  TransientRemoteError,
+  parseRetryAfter,
+} from './errors';
+
+// Starting exports from the application
+export { enqueueExport, enqueueExports, OUTBOX_CHANNEL } from './outbox/enqueue';
+export type { AppTransaction, EnqueueOptions, OutboxBatch, OutboxRequest, PgQueryable } from './outbox/enqueue';
+export { TidesyncClient, exportWorkflowId } from './client';
+export type { ExportOutcome, ExportRequest, RefusedExport, ScheduleResult, ScheduledExport, TidesyncClientOptions } from './client';
+export type { IntegrationSettings } from './store/integrations';
+export type { EntitySyncState } from './store/sync-state';
+export type { JobExecution } from './store/executions';
+export { OutboxRelay } from './outbox/relay';
+export type { ExportScheduler, OutboxRelayOptions } from './outbox/relay';
+export { installCapture, removeCapture } from './outbox/capture';
+export type { CaptureInstallation, CaptureOptions } from './outbox/capture';
+
+// Running
+export { buildRegistries, createRuntime } from './runtime';
+export type { Registries, Runtime, RuntimeOptions } from './runtime';
+export { DEFAULT_SCHEMA, openDatabases, storeDb } from './store/db';
+export type { Databases } from './store/db';
+export { migrateToLatest } from './store/migrations';
+export type { ExportInput, ExportResult } from './workflows';
+export type { CreateWorkerOptions } from './worker';
+export { SEARCH_ATTRIBUTES } from './search-attributes';
+
+/** Creates (but does not run) a worker; loads the Temporal worker SDK only when called. */
+export async function createWorker(options: CreateWorkerOptions): Promise<Worker> {
+  const { createWorker: create } = await import('./worker');
+  return create(options);
+}

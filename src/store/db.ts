@@ -1,0 +1,58 @@
+/**
+ * The database handles the worker, the client and the CLI share: one pool, seen two ways. The
+ * application's tables are read through `app`; tidesync's own tables live in their own schema
+ * (`tidesync` by default) and are reached through `store`, a view that qualifies every table.
+ */
+import { Kysely, PostgresDialect } from 'kysely';
+import { Pool } from 'pg';
+import { ConfigurationError } from '../errors';
+import type { TidesyncDatabase } from './schema';
+
+/** The schema tidesync's tables live in unless configured otherwise. */
+export const DEFAULT_SCHEMA = 'tidesync';
+
+/** Both views of one connection pool. */
+export interface Databases {
+  /** The application's database (readers, write-backs, capture triggers); untyped. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly app: Kysely<any>;
+  /** tidesync's own tables, in `schema`. */
+  readonly store: Kysely<TidesyncDatabase>;
+  /** The schema of tidesync's tables. */
+  readonly schema: string;
+  /** Closes the pool. */
+  destroy(): Promise<void>;
+}
+
+/** Options of `openDatabases`. */
+export interface DatabaseOptions {
+  /** Connections in the pool; default 10. */
+  readonly max?: number;
+  /** Schema of tidesync's tables; default `tidesync`. */
+  readonly schema?: string;
+}
+
+/** Checks a schema name: it is quoted everywhere, but a plain name keeps SQL and logs readable. */
+export function checkSchemaName(schema: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new ConfigurationError(`database schema '${schema}' is not valid: use lower_snake_case letters, digits and _`);
+  }
+  return schema;
+}
+
+/** Opens a pool on `url` and returns both views of it. Close it with `destroy()`. */
+export function openDatabases(url: string, options: DatabaseOptions = {}): Databases {
+  const schema = checkSchemaName(options.schema ?? DEFAULT_SCHEMA);
+  const pool = new Pool({ connectionString: url, max: options.max ?? 10 });
+  // An idle client that errors (server restart) must not crash the process: the pool replaces it.
+  pool.on('error', () => undefined);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const app = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+  return { app, store: storeDb(app, schema), schema, destroy: () => app.destroy() };
+}
+
+/** tidesync's tables seen through any Kysely on the application's database (a transaction too). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function storeDb(db: Kysely<any>, schema: string = DEFAULT_SCHEMA): Kysely<TidesyncDatabase> {
+  return (db as Kysely<TidesyncDatabase>).withSchema(schema);
+}
