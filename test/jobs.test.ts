@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -34,6 +35,9 @@ jobs:
           columns: [id, email]
 `;
 
+/** Oro's example export job, copied verbatim from its reverse synchronization documentation. */
+const ORO = readFileSync(path.join(__dirname, 'fixtures', 'jobs', 'oro-batch-job.yml'), 'utf8');
+
 describe('job definitions', () => {
   it('should load steps in declared order with their parameters', () => {
     const [job] = parseJobFile(GOOD, 'shop.yaml');
@@ -52,6 +56,90 @@ describe('job definitions', () => {
   ])('should reject %s naming the file and the field path', (_case, text, fieldPath) => {
     expect(() => parseJobFile(text, 'broken.yaml')).toThrow(ConfigurationError);
     expect(() => parseJobFile(text, 'broken.yaml')).toThrow(new RegExp(`^broken\\.yaml: .*${fieldPath.replace(/\./g, '\\.')}`));
+  });
+
+  it("should accept Oro's batch_job.yml as it is: top-level jobs, class, services and parameters: ~", () => {
+    expect(parseJobFile(ORO, 'batch_job.yml')).toEqual([
+      {
+        name: 'example_export',
+        title: 'Job title here',
+        type: 'export',
+        source: 'batch_job.yml',
+        steps: [
+          {
+            name: 'export_entity_1',
+            title: 'Step title here',
+            reader: 'oro_integration.reader.entity.by_id',
+            processor: 'YOUR_PROCESSOR',
+            writer: 'YOUR_REVERSE_WRITER',
+            parameters: {},
+            writeBack: null,
+          },
+        ],
+      },
+    ]);
+  });
+
+  it("should accept Akeneo's connector wrapper", () => {
+    const text = `connector:\n  name: Shop connector\n${GOOD.replace(/\n/g, '\n  ')}`;
+    expect(parseJobFile(text, 'batch_jobs.yml').map((j) => j.name)).toEqual(['shop_order_export']);
+  });
+
+  it('should read a nested step and a flat step into the same definition', () => {
+    const nested = GOOD.replace(
+      '        reader: entity.by_id\n        processor: shop.order_processor\n        writer: shop.order_writer\n        parameters: { table',
+      '        services: { reader: entity.by_id, processor: shop.order_processor, writer: shop.order_writer }\n        parameters: { table',
+    );
+    expect(nested).not.toBe(GOOD);
+    expect(parseJobFile(nested, 'shop.yaml')).toEqual(parseJobFile(GOOD, 'shop.yaml'));
+  });
+
+  it.each(['Oro\\Bundle\\BatchBundle\\Step\\ItemStep', 'Akeneo\\Bundle\\BatchBundle\\Step\\ItemStep', 'ItemStep', 'item'])(
+    'should accept the item step class %s',
+    (stepClass) => {
+      const text = GOOD.replace('        title: Push order\n', `        title: Push order\n        class: '${stepClass}'\n`);
+      expect(parseJobFile(text, 'shop.yaml')[0]?.steps[0]?.reader).toBe('entity.by_id');
+    },
+  );
+
+  it('should read parameters: ~ and no parameters as none', () => {
+    const none = GOOD.replace('        parameters: { table: contacts, identifier: id }\n', '');
+    const tilde = GOOD.replace('parameters: { table: contacts, identifier: id }', 'parameters: ~');
+    expect(parseJobFile(none, 'shop.yaml')[0]?.steps[0]?.parameters).toEqual({});
+    expect(parseJobFile(tilde, 'shop.yaml')[0]?.steps[0]?.parameters).toEqual({});
+  });
+
+  it.each([
+    [
+      'services both nested and flat',
+      ORO.replace('             services:', '             reader: entity.by_id\n             services:'),
+      "example_export.steps.export_entity_1.services: name the services once, either under services or as reader, processor and writer on the step, not both (also on the step: reader)",
+    ],
+    [
+      'no services at all',
+      ORO.replace(/ {13}services:\n(.*\n){3}/, ''),
+      'example_export.steps.export_entity_1.services: required: services { reader, processor, writer }, or reader, processor and writer on the step',
+    ],
+    [
+      'a step class other than the item step',
+      ORO.replace('Step\\ItemStep', 'Step\\ChunkStep'),
+      "example_export.steps.export_entity_1.class: unsupported step class 'Oro\\Bundle\\BatchBundle\\Step\\ChunkStep': only the item step is supported",
+    ],
+    ['a missing nested writer', ORO.replace(/.*writer: .*\n/, ''), 'example_export.steps.export_entity_1.services.writer: '],
+    [
+      'a flat step without its writer',
+      GOOD.replace('        writer: shop.order_writer\n        parameters: { table', '        parameters: { table'),
+      'jobs.shop_order_export.steps.push_order.writer: required: a step that names its services on the step needs reader, processor and writer (it names reader and processor)',
+    ],
+    ['an unknown nested service role', ORO.replace('reader: ', 'loader: '), 'example_export.steps.export_entity_1.services: Unrecognized key: "loader"'],
+    ['parameters that are not a mapping', ORO.replace('parameters: ~', 'parameters: [a]'), 'example_export.steps.export_entity_1.parameters: '],
+    ['a file that is not a mapping', '- example_export\n', '(root): a job file is a mapping: jobs: { <job>: ... }, <job>: ... at the top level, or connector: { name, jobs: { <job>: ... } }'],
+    ['a bare job beside the jobs wrapper', `${GOOD}${ORO.replace(/^ /gm, '')}`, '(root): Unrecognized key: "example_export"'],
+    ['a connector without jobs', 'connector:\n  name: Shop\n', 'connector.jobs: '],
+  ])('should reject %s naming the file, the field path and the problem', (_case, text, message) => {
+    expect(() => parseJobFile(text, 'batch_job.yml')).toThrow(ConfigurationError);
+    expect(() => parseJobFile(text, 'batch_job.yml')).toThrow(/^batch_job\.yml: /);
+    expect(() => parseJobFile(text, 'batch_job.yml')).toThrow(message);
   });
 
   it('should reject invalid YAML and duplicate keys with the file name', () => {

@@ -4,13 +4,13 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigurationError } from '../connectors/errors';
-import { type JobDefinition, jobFileSchema } from './definition';
+import { type JobDefinition, jobFileSchemaFor } from './definition';
 import type { ServiceRegistry, ServiceRole } from './service-registry';
 
 /** The job definitions shipped with tidesync (the demo's among them). */
 export const BUILTIN_JOBS_DIR = path.join(__dirname, 'definitions');
 
-/** Formats a zod issue path as `jobs.demo_contact_export.steps.export.reader`. */
+/** Formats a zod issue path as `jobs.demo_contact_export.steps.export.reader`, as written in the file. */
 function issuePath(issue: z.core.$ZodIssue): string {
   return issue.path.map((p) => String(p)).join('.') || '(root)';
 }
@@ -21,21 +21,18 @@ export function parseJobFile(text: string, source: string): JobDefinition[] {
   if (doc.errors.length > 0) {
     throw new ConfigurationError(`${source}: invalid YAML: ${doc.errors.map((e) => e.message).join('; ')}`);
   }
-  const parsed = jobFileSchema.safeParse(doc.toJS());
+  const file: unknown = doc.toJS();
+  const parsed = jobFileSchemaFor(file).safeParse(file);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issuePath(issue)}: ${issue.message}`);
     throw new ConfigurationError(`${source}: ${problems.join('; ')}`);
   }
-  return Object.entries(parsed.data.jobs).map(([name, job]) => ({
+  return Object.entries(parsed.data).map(([name, job]) => ({
     name,
     title: job.title,
     type: job.type,
     source,
-    steps: Object.entries(job.steps).map(([stepName, { write_back, ...step }]) => ({
-      name: stepName,
-      ...step,
-      writeBack: write_back ?? null,
-    })),
+    steps: Object.entries(job.steps).map(([stepName, step]) => ({ name: stepName, ...step })),
   }));
 }
 
