@@ -4,7 +4,7 @@
  */
 import type { Kysely } from 'kysely';
 import { registerBuiltinIntegrations } from './connectors';
-import { EntityByIdReader } from './connectors/readers/entity-by-id-reader';
+import { EntityByIdReader, ORO_ENTITY_BY_ID_READER } from './connectors/readers/entity-by-id-reader';
 import { ConnectorRegistry } from './connectors/registry';
 import type { TidesyncDatabase } from './db/schema';
 import type { JobDefinition } from './jobs/definition';
@@ -36,6 +36,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const connectors = new ConnectorRegistry();
   const services = new ServiceRegistry();
   services.register('reader', 'entity.by_id', new EntityByIdReader(options.db));
+  services.register('reader', ORO_ENTITY_BY_ID_READER, services.get('reader', 'entity.by_id'));
   registerBuiltinIntegrations(connectors, services);
   options.register?.(connectors, services);
 

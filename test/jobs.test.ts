@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
 import { ensureContactsTable } from '../src/connectors/demo/local-contacts';
-import { EntityByIdReader } from '../src/connectors/readers/entity-by-id-reader';
+import { EntityByIdReader, isEntityByIdReader, ORO_ENTITY_BY_ID_READER } from '../src/connectors/readers/entity-by-id-reader';
 import { ConfigurationError } from '../src/connectors/errors';
 import type { TidesyncDatabase } from '../src/db/schema';
 import { BUILTIN_JOBS_DIR, loadJobs, parseJobFile, prepareJobs } from '../src/jobs/loader';
@@ -196,6 +196,28 @@ describe('job preparation against services and the catalog', () => {
     );
     const noColumn = parseJobFile(GOOD.replace('columns: [id, email]', 'columns: [id, tenant]'), 'shop.yaml');
     await expect(prepareJobs(noColumn, registry())).rejects.toThrow(/column 'tenant' does not exist in table 'public\.contacts'/);
+  });
+
+  it("should run write_back with the entity.by_id reader under its Oro name, and refuse it with another reader", async () => {
+    const services = registry();
+    services.register('reader', ORO_ENTITY_BY_ID_READER, services.get('reader', 'entity.by_id'));
+    services.register('reader', 'shop.order_reader', { prepare: async () => undefined, read: async () => ({ found: [], missing: [] }) });
+    const oro = GOOD.replace(
+      '        reader: entity.by_id\n        processor: shop.order_processor\n        writer: shop.order_writer\n        parameters: { table: contacts, identifier: id }\n',
+      `        reader: ${ORO_ENTITY_BY_ID_READER}\n        processor: shop.order_processor\n        writer: shop.order_writer\n        parameters: { table: contacts, identifier: id }\n        write_back: { column: crm_id }\n`,
+    );
+    expect(oro).toContain('write_back');
+    await expect(prepareJobs(parseJobFile(oro, 'shop.yaml'), services)).resolves.toBeUndefined();
+    const other = parseJobFile(oro.replace(ORO_ENTITY_BY_ID_READER, 'shop.order_reader'), 'shop.yaml');
+    await expect(prepareJobs(other, services)).rejects.toThrow(
+      "shop.yaml: jobs.shop_order_export.steps.push_order.parameters: write_back needs the entity.by_id reader (it writes into the reader's table)",
+    );
+  });
+
+  it("should register Oro's reader name as the entity.by_id reader itself", async () => {
+    const runtime = await createRuntime({ db, jobDirs: [] });
+    expect(runtime.services.get('reader', ORO_ENTITY_BY_ID_READER)).toBe(runtime.services.get('reader', 'entity.by_id'));
+    expect([ORO_ENTITY_BY_ID_READER, 'entity.by_id', 'entity.by_ids'].map(isEntityByIdReader)).toEqual([true, true, false]);
   });
 
   it('should refuse a connector whose export job is not declared', async () => {

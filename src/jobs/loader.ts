@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigurationError } from '../connectors/errors';
+import { isEntityByIdReader } from '../connectors/readers/entity-by-id-reader';
 import { type JobDefinition, jobFileSchemaFor } from './definition';
 import type { ServiceRegistry, ServiceRole } from './service-registry';
 
@@ -78,7 +79,7 @@ export async function prepareJobs(jobs: Iterable<JobDefinition>, services: Servi
         // A write-back column must exist in the reader's table too: the reader checks it with the rest.
         const parameters =
           step.writeBack && Array.isArray(columns) ? { ...step.parameters, columns: [...columns, step.writeBack.column] } : step.parameters;
-        if (step.writeBack && step.reader !== 'entity.by_id') {
+        if (step.writeBack && !isEntityByIdReader(step.reader)) {
           throw new ConfigurationError(`write_back needs the entity.by_id reader (it writes into the reader's table)`);
         }
         await services.get('reader', step.reader).prepare(parameters);

@@ -8,6 +8,17 @@ import { type EntityId, encodeEntityId } from '../../entity-id';
 import type { Entity, ReadResult, Reader, StepParameters } from '../connector';
 import { ConfigurationError } from '../errors';
 
+/** The name the built-in reader is registered under in the service registry. */
+export const ENTITY_BY_ID_READER = 'entity.by_id';
+
+/** Oro's name of the same reader, so a `batch_job.yml` can be used as it is. */
+export const ORO_ENTITY_BY_ID_READER = 'oro_integration.reader.entity.by_id';
+
+/** True when a step's reader is `entity.by_id` under either of its names. */
+export function isEntityByIdReader(name: string): boolean {
+  return name === ENTITY_BY_ID_READER || name === ORO_ENTITY_BY_ID_READER;
+}
+
 const parametersSchema = z.strictObject({
   schema: z.string().min(1).default('public'),
   table: z.string().min(1),
