@@ -9,6 +9,7 @@ import { ConnectorRegistry } from './connectors/registry';
 import type { TidesyncDatabase } from './db/schema';
 import type { JobDefinition } from './jobs/definition';
 import { BUILTIN_JOBS_DIR, loadJobs, prepareJobs } from './jobs/loader';
+import { applyConnectorEntities } from './jobs/resolve-parameters';
 import { ServiceRegistry } from './jobs/service-registry';
 import { ConfigurationError } from './connectors/errors';
 
@@ -40,7 +41,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   registerBuiltinIntegrations(connectors, services);
   options.register?.(connectors, services);
 
-  const jobs = await loadJobs([BUILTIN_JOBS_DIR, ...(options.jobDirs ?? [])]);
+  const jobs = applyConnectorEntities(await loadJobs([BUILTIN_JOBS_DIR, ...(options.jobDirs ?? [])]), connectors.list());
   for (const connector of connectors.list()) {
     const job = connector.getExportJobName();
     if (!jobs.has(job)) {

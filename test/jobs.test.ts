@@ -5,11 +5,14 @@ import path from 'node:path';
 import type { Kysely } from 'kysely';
 import { ensureContactsTable } from '../src/connectors/demo/local-contacts';
 import { EntityByIdReader, isEntityByIdReader, ORO_ENTITY_BY_ID_READER } from '../src/connectors/readers/entity-by-id-reader';
+import type { Connector } from '../src/connectors/connector';
 import { ConfigurationError } from '../src/connectors/errors';
+import type { ConnectorRegistry } from '../src/connectors/registry';
 import type { TidesyncDatabase } from '../src/db/schema';
 import { BUILTIN_JOBS_DIR, loadJobs, parseJobFile, prepareJobs } from '../src/jobs/loader';
 import { ServiceRegistry } from '../src/jobs/service-registry';
-import { createRuntime } from '../src/runtime';
+import { applyConnectorEntities } from '../src/jobs/resolve-parameters';
+import { createRuntime, getJob } from '../src/runtime';
 import { createTestDatabase } from './helpers';
 
 const GOOD = `
@@ -160,6 +163,68 @@ describe('job definitions', () => {
   });
 });
 
+describe("connectors' entities as the entity.by_id reader's default parameters", () => {
+  const jobs = () => new Map(parseJobFile(`${ORO}${ORO.replace(/example_export/g, 'other_export')}`, 'batch_job.yml').map((j) => [j.name, j]));
+  const connector = (name: string, job: string, entity?: Connector['entity']): Connector => ({
+    integrationType: 'shop',
+    name,
+    entityLabel: name,
+    getExportJobName: () => job,
+    ...(entity ? { entity } : {}),
+  });
+  const ORDERS = { table: 'orders', identifier: ['tenant_id', 'id'], columns: ['tenant_id', 'id', 'total'] };
+
+  it("should fill a step's missing parameters from the connector that exports with its job", () => {
+    const before = jobs();
+    const after = applyConnectorEntities(before, [connector('order', 'example_export', ORDERS), connector('plain', 'other_export')]);
+    expect(after.get('example_export')?.steps[0]?.parameters).toEqual(ORDERS);
+    expect(after.get('other_export')).toBe(before.get('other_export'));
+    expect(before.get('example_export')?.steps[0]?.parameters).toEqual({});
+  });
+
+  it('should let the parameters a step sets win, and leave a step that reads another table alone', () => {
+    const partial = parseJobFile(GOOD.replace('parameters: { table: contacts, identifier: id }', 'parameters: { columns: [id] }'), 'shop.yaml');
+    const after = applyConnectorEntities(new Map(partial.map((j) => [j.name, j])), [
+      connector('order', 'shop_order_export', { schema: 'shop', table: 'contacts', identifier: 'id', columns: ['id', 'email', 'phone'] }),
+    ]);
+    const [first, second] = after.get('shop_order_export')?.steps ?? [];
+    expect(first?.parameters).toEqual({ schema: 'shop', table: 'contacts', identifier: 'id', columns: ['id'] });
+    // The second step names table contacts without a schema, so it reads public.contacts, not shop.contacts.
+    expect(second?.parameters).toEqual({ table: 'contacts', identifier: ['id'], columns: ['id', 'email'] });
+
+    const sameTable = applyConnectorEntities(new Map(partial.map((j) => [j.name, j])), [
+      connector('order', 'shop_order_export', { table: 'contacts', identifier: ['id'], columns: ['id', 'email', 'phone'] }),
+    ]);
+    expect(sameTable.get('shop_order_export')?.steps[1]?.parameters).toEqual({ table: 'contacts', identifier: ['id'], columns: ['id', 'email'] });
+    const onlyTable = parseJobFile(GOOD.replace('parameters: { table: contacts, identifier: id }', 'parameters: { table: contacts }'), 'shop.yaml');
+    const filled = applyConnectorEntities(new Map(onlyTable.map((j) => [j.name, j])), [
+      connector('order', 'shop_order_export', { schema: 'public', table: 'contacts', identifier: 'id' }),
+    ]);
+    expect(filled.get('shop_order_export')?.steps[0]?.parameters).toEqual({ schema: 'public', table: 'contacts', identifier: 'id' });
+  });
+
+  it('should not give parameters to steps that read with another reader', () => {
+    const custom = parseJobFile(ORO.replace(ORO_ENTITY_BY_ID_READER, 'shop.order_reader'), 'batch_job.yml');
+    const after = applyConnectorEntities(new Map(custom.map((j) => [j.name, j])), [connector('order', 'example_export', ORDERS)]);
+    expect(after.get('example_export')?.steps[0]?.parameters).toEqual({});
+  });
+
+  it('should accept two connectors of one job that name the same entity, and refuse different ones', () => {
+    const same = [connector('a', 'example_export', { table: 'orders', identifier: 'id' }), connector('b', 'example_export', { schema: 'public', table: 'orders', identifier: ['id'] })];
+    expect(applyConnectorEntities(jobs(), same).get('example_export')?.steps[0]?.parameters).toEqual({ table: 'orders', identifier: 'id' });
+    const different = [connector('a', 'example_export', { table: 'orders', identifier: 'id' }), connector('b', 'example_export', { table: 'invoices', identifier: 'id' })];
+    expect(() => applyConnectorEntities(jobs(), different)).toThrow(ConfigurationError);
+    expect(() => applyConnectorEntities(jobs(), different)).toThrow(
+      "connectors 'shop/a' and 'shop/b' both export with job 'example_export' but name different entities " +
+        '({"schema":"public","table":"orders","identifier":["id"]} and {"schema":"public","table":"invoices","identifier":["id"]})',
+    );
+  });
+
+  it('should leave a connector whose job is not declared to the runtime to report', () => {
+    expect(applyConnectorEntities(jobs(), [connector('order', 'nope_export', ORDERS)]).size).toBe(2);
+  });
+});
+
 describe('job preparation against services and the catalog', () => {
   let db: Kysely<TidesyncDatabase>;
   let drop: () => Promise<void>;
@@ -218,6 +283,22 @@ describe('job preparation against services and the catalog', () => {
     const runtime = await createRuntime({ db, jobDirs: [] });
     expect(runtime.services.get('reader', ORO_ENTITY_BY_ID_READER)).toBe(runtime.services.get('reader', 'entity.by_id'));
     expect([ORO_ENTITY_BY_ID_READER, 'entity.by_id', 'entity.by_ids'].map(isEntityByIdReader)).toEqual([true, true, false]);
+  });
+
+  it("should run Oro's job with the table of its connector's entity, and say where a missing table goes", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tidesync-jobs-'));
+    await writeFile(path.join(dir, 'batch_job.yml'), ORO);
+    const register = (entity?: Connector['entity']) => (connectors: ConnectorRegistry, services: ServiceRegistry) => {
+      connectors.register({ integrationType: 'shop', name: 'contact', entityLabel: 'contact', getExportJobName: () => 'example_export', ...(entity ? { entity } : {}) });
+      services.register('processor', 'YOUR_PROCESSOR', { process: () => ({ kind: 'skip', reason: 'x' }) });
+      services.register('writer', 'YOUR_REVERSE_WRITER', { write: async () => ({ remoteId: '1', remoteVersion: null }) });
+    };
+    const runtime = await createRuntime({ db, jobDirs: [dir], register: register({ table: 'contacts', identifier: 'id', columns: ['id', 'email'] }) });
+    expect(getJob(runtime, 'example_export').steps[0]?.parameters).toEqual({ table: 'contacts', identifier: 'id', columns: ['id', 'email'] });
+    await expect(createRuntime({ db, jobDirs: [dir], register: register() })).rejects.toThrow(
+      `${path.join(dir, 'batch_job.yml')}: jobs.example_export.steps.export_entity_1.parameters: entity.by_id table: ` +
+        'Invalid input: expected string, received undefined (set it in the step, or as the entity of the connector that exports with this job)',
+    );
   });
 
   it('should refuse a connector whose export job is not declared', async () => {

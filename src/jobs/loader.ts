@@ -84,8 +84,13 @@ export async function prepareJobs(jobs: Iterable<JobDefinition>, services: Servi
         }
         await services.get('reader', step.reader).prepare(parameters);
       } catch (err) {
+        // Oro-style steps (`parameters: ~`) take their table from the connector: say so.
+        const hint =
+          isEntityByIdReader(step.reader) && step.parameters['table'] === undefined
+            ? ' (set it in the step, or as the entity of the connector that exports with this job)'
+            : '';
         throw new ConfigurationError(
-          `${job.source}: jobs.${job.name}.steps.${step.name}.parameters: ${(err as Error).message}`,
+          `${job.source}: jobs.${job.name}.steps.${step.name}.parameters: ${(err as Error).message}${hint}`,
           { cause: err },
         );
       }

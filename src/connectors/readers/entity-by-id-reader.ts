@@ -19,8 +19,11 @@ export function isEntityByIdReader(name: string): boolean {
   return name === ENTITY_BY_ID_READER || name === ORO_ENTITY_BY_ID_READER;
 }
 
+/** The schema of a table named without one. */
+export const DEFAULT_SCHEMA = 'public';
+
 const parametersSchema = z.strictObject({
-  schema: z.string().min(1).default('public'),
+  schema: z.string().min(1).default(DEFAULT_SCHEMA),
   table: z.string().min(1),
   /** One column, or several for a composite id (in this order when encoded). */
   identifier: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
