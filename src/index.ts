@@ -24,6 +24,7 @@ export type { StartOptions, Tidesync } from './start';
 export type {
   Change,
   Connector,
+  ConnectorEntity,
   Entity,
   Integration,
   ProcessContext,
@@ -39,7 +40,7 @@ export type {
   WriteResult,
   Writer,
 } from './connectors/connector';
-export { ENTITY_BY_ID, EntityByIdReader } from './connectors/readers/entity-by-id-reader';
+export { ENTITY_BY_ID_READER, EntityByIdReader, ORO_ENTITY_BY_ID_READER, isEntityByIdReader } from './connectors/readers/entity-by-id-reader';
 export { ConnectorRegistry } from './connectors/registry';
 export { ServiceRegistry } from './jobs/service-registry';
 export type { JobDefinition, StepDefinition } from './jobs/definition';

@@ -5,11 +5,12 @@
  */
 import type { Kysely } from 'kysely';
 import type { TidesyncConfig } from './config/define-config';
-import { ENTITY_BY_ID, EntityByIdReader } from './connectors/readers/entity-by-id-reader';
+import { ENTITY_BY_ID_READER, EntityByIdReader, ORO_ENTITY_BY_ID_READER } from './connectors/readers/entity-by-id-reader';
 import { ConnectorRegistry } from './connectors/registry';
 import { ConfigurationError } from './errors';
 import type { JobDefinition } from './jobs/definition';
 import { checkJobServices, loadJobs, prepareJobs } from './jobs/loader';
+import { applyConnectorEntities } from './jobs/resolve-parameters';
 import { ServiceRegistry } from './jobs/service-registry';
 import type { Databases } from './store/db';
 import type { TidesyncDatabase } from './store/schema';
@@ -58,7 +59,7 @@ export async function buildRegistries(declarations: RuntimeDeclarations): Promis
   for (const [name, writer] of Object.entries(declarations.writers ?? {})) services.register('writer', name, writer);
   declarations.register?.(connectors, services);
 
-  const jobs = await loadJobs(declarations.jobs ?? []);
+  const jobs = applyConnectorEntities(await loadJobs(declarations.jobs ?? []), connectors.list());
   for (const connector of connectors.list()) {
     const job = connector.getExportJobName();
     if (!jobs.has(job)) {
@@ -68,7 +69,7 @@ export async function buildRegistries(declarations: RuntimeDeclarations): Promis
       );
     }
   }
-  checkJobServices(jobs.values(), services, [ENTITY_BY_ID]);
+  checkJobServices(jobs.values(), services, [ENTITY_BY_ID_READER, ORO_ENTITY_BY_ID_READER]);
   return { connectors, services, jobs };
 }
 
@@ -76,7 +77,11 @@ export async function buildRegistries(declarations: RuntimeDeclarations): Promis
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const registries = await buildRegistries(options);
   const { app, store, schema } = options.databases;
-  if (!registries.services.has('reader', ENTITY_BY_ID)) registries.services.register('reader', ENTITY_BY_ID, new EntityByIdReader(app));
+  // The built-in reader, under its name and Oro's, unless the application bound those names itself.
+  const entityById = new EntityByIdReader(app);
+  for (const name of [ENTITY_BY_ID_READER, ORO_ENTITY_BY_ID_READER]) {
+    if (!registries.services.has('reader', name)) registries.services.register('reader', name, entityById);
+  }
   if (options.prepare ?? true) await prepareJobs(registries.jobs.values(), registries.services);
   return { ...registries, app, store, schema };
 }

@@ -60,6 +60,23 @@ export interface Connector {
    * the entity remote-removed and stop exporting it until `tidesync reset`.
    */
   readonly onRemoteMissing?: 'recreate' | 'mark_removed';
+  /**
+   * The default parameters of the `entity.by_id` reader for this connector's export job: as in
+   * Oro, where the connector knows its entity, a step may then leave them out (`parameters: ~`).
+   * Parameters a step sets win.
+   */
+  readonly entity?: ConnectorEntity;
+}
+
+/** The table a connector's entities live in, in the shape of the `entity.by_id` reader's parameters. */
+export interface ConnectorEntity {
+  /** Default `public`. */
+  readonly schema?: string;
+  readonly table: string;
+  /** One column, or several for a composite id. */
+  readonly identifier: string | readonly string[];
+  /** Columns to read; all when omitted. */
+  readonly columns?: readonly string[];
 }
 
 /** Parameters of a step as declared in the job definition. */

@@ -4,10 +4,11 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigurationError } from '../errors';
-import { type JobDefinition, jobFileSchema } from './definition';
+import { isEntityByIdReader } from '../connectors/readers/entity-by-id-reader';
+import { type JobDefinition, jobFileSchemaFor } from './definition';
 import type { ServiceRegistry, ServiceRole } from './service-registry';
 
-/** Formats a zod issue path as `jobs.demo_contact_export.steps.export.reader`. */
+/** Formats a zod issue path as `jobs.demo_contact_export.steps.export.reader`, as written in the file. */
 function issuePath(issue: z.core.$ZodIssue): string {
   return issue.path.map((p) => String(p)).join('.') || '(root)';
 }
@@ -18,21 +19,18 @@ export function parseJobFile(text: string, source: string): JobDefinition[] {
   if (doc.errors.length > 0) {
     throw new ConfigurationError(`${source}: invalid YAML: ${doc.errors.map((e) => e.message).join('; ')}`);
   }
-  const parsed = jobFileSchema.safeParse(doc.toJS());
+  const file: unknown = doc.toJS();
+  const parsed = jobFileSchemaFor(file).safeParse(file);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issuePath(issue)}: ${issue.message}`);
     throw new ConfigurationError(`${source}: ${problems.join('; ')}`);
   }
-  return Object.entries(parsed.data.jobs).map(([name, job]) => ({
+  return Object.entries(parsed.data).map(([name, job]) => ({
     name,
     title: job.title,
     type: job.type,
     source,
-    steps: Object.entries(job.steps).map(([stepName, { write_back, ...step }]) => ({
-      name: stepName,
-      ...step,
-      writeBack: write_back ?? null,
-    })),
+    steps: Object.entries(job.steps).map(([stepName, step]) => ({ name: stepName, ...step })),
   }));
 }
 
@@ -90,13 +88,18 @@ export async function prepareJobs(jobs: Iterable<JobDefinition>, services: Servi
         // A write-back column must exist in the reader's table too: the reader checks it with the rest.
         const parameters =
           step.writeBack && Array.isArray(columns) ? { ...step.parameters, columns: [...columns, step.writeBack.column] } : step.parameters;
-        if (step.writeBack && step.reader !== 'entity.by_id') {
+        if (step.writeBack && !isEntityByIdReader(step.reader)) {
           throw new ConfigurationError(`write_back needs the entity.by_id reader (it writes into the reader's table)`);
         }
         await services.get('reader', step.reader).prepare(parameters);
       } catch (err) {
+        // Oro-style steps (`parameters: ~`) take their table from the connector: say so.
+        const hint =
+          isEntityByIdReader(step.reader) && step.parameters['table'] === undefined
+            ? ' (set it in the step, or as the entity of the connector that exports with this job)'
+            : '';
         throw new ConfigurationError(
-          `${job.source}: jobs.${job.name}.steps.${step.name}.parameters: ${(err as Error).message}`,
+          `${job.source}: jobs.${job.name}.steps.${step.name}.parameters: ${(err as Error).message}${hint}`,
           { cause: err },
         );
       }

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
-import { parseEntityByIdParameters } from '../connectors/readers/entity-by-id-reader';
+import { isEntityByIdReader, parseEntityByIdParameters } from '../connectors/readers/entity-by-id-reader';
 import { ConfigurationError } from '../errors';
 import { getIntegration } from '../store/integrations';
 import { ORIGIN_SETTING } from '../store/origin';
@@ -36,7 +36,7 @@ const literal = (value: string) => `'${value.replace(/'/g, "''")}'`;
 async function captureTarget(runtime: Runtime, integrationName: string, connectorName: string) {
   const integration = await getIntegration(runtime.store, integrationName);
   const job = getJob(runtime, runtime.connectors.exportWorkflowType(integration.type, connectorName));
-  const step = job.steps.find((s) => s.reader === 'entity.by_id');
+  const step = job.steps.find((s) => isEntityByIdReader(s.reader));
   if (!step) {
     throw new ConfigurationError(`job '${job.name}' has no step with the entity.by_id reader, so there is no table to capture`);
   }

@@ -8,11 +8,22 @@ import { type EntityId, encodeEntityId } from '../../entity-id';
 import type { Entity, ReadResult, Reader, StepParameters } from '../connector';
 import { ConfigurationError } from '../../errors';
 
-/** The name jobs use for this reader (Oro's `oro_integration.reader.entity.by_id`). */
-export const ENTITY_BY_ID = 'entity.by_id';
+/** The name the built-in reader is registered under in the service registry. */
+export const ENTITY_BY_ID_READER = 'entity.by_id';
+
+/** Oro's name of the same reader, so a `batch_job.yml` can be used as it is. */
+export const ORO_ENTITY_BY_ID_READER = 'oro_integration.reader.entity.by_id';
+
+/** True when a step's reader is `entity.by_id` under either of its names. */
+export function isEntityByIdReader(name: string): boolean {
+  return name === ENTITY_BY_ID_READER || name === ORO_ENTITY_BY_ID_READER;
+}
+
+/** The schema of a table named without one. */
+export const DEFAULT_SCHEMA = 'public';
 
 const parametersSchema = z.strictObject({
-  schema: z.string().min(1).default('public'),
+  schema: z.string().min(1).default(DEFAULT_SCHEMA),
   table: z.string().min(1),
   /** One column, or several for a composite id (in this order when encoded). */
   identifier: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
