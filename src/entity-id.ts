@@ -10,13 +10,16 @@ export type IdValue = string | number;
 export type EntityId = IdValue | Readonly<Record<string, IdValue>>;
 
 /**
- * Encodes an id as a stable, readable string: `42`, or `sku=A%3B1;tenant=1` for composite ids
- * (columns sorted by name so every caller agrees, values URI-encoded so `;` and `=` never clash).
+ * Encodes an id as a stable, readable string: `42` (for `42` and `{ id: 42 }` alike), or
+ * `sku=A%3B1;tenant=1` for composite ids (columns sorted by name so every caller agrees, values
+ * URI-encoded so `;` and `=` never clash).
  * Workflow ids, sync state and execution records all use this key.
  */
 export function encodeEntityId(id: EntityId): string {
   if (typeof id === 'string' || typeof id === 'number') return String(id);
   const names = Object.keys(id).sort();
+  // `{ id: 42 }` and `42` are one entity (a single-column identifier): one key, so one workflow.
+  if (names.length === 1) return String(id[names[0] as string]);
   return names
     .map((name) => {
       const value = id[name];

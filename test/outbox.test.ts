@@ -1,4 +1,5 @@
 import { type Kysely, sql } from 'kysely';
+import pg from 'pg';
 import { compareRemoteWithLocal, type Demo, setupDemo } from '../examples/demo/demo-setup';
 import type { TidesyncDatabase } from '../src/store/schema';
 import { upsertIntegration } from '../src/store/integrations';
@@ -60,6 +61,55 @@ describe('transactional outbox and relay', () => {
     expect(await outboxRows(1)).toEqual([]);
     expect(await remoteIdOf(1)).toBeUndefined();
     expect(await outboxRows(2)).toEqual([expect.objectContaining({ status: 'dispatched', attempts: 1 })]);
+  });
+
+  it('should enqueue from a plain pg client and from plain SQL in the same transaction, and roll both back', async () => {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query('begin');
+      await client.query("update contacts set phone = 'pg rolled back' where id = 5");
+      await enqueueExport(client, { integration, connector: 'contact', id: 5 });
+      await client.query("update contacts set phone = 'sql rolled back' where id = 6");
+      await client.query(`select tidesync.enqueue_export($1, 'contact', '6')`, [integration]);
+      await client.query('rollback');
+
+      await client.query('begin');
+      await client.query("update contacts set phone = 'via pg' where id = 5");
+      await enqueueExport(client, { integration, connector: 'contact', id: 5 });
+      await client.query("update contacts set phone = 'via sql' where id = 6");
+      // The object form names the identifier column; it is the same entity as the plain 6.
+      await client.query(`select tidesync.enqueue_export($1, 'contact', '{"id": 6}')`, [integration]);
+      await client.query('commit');
+    } finally {
+      await client.end();
+    }
+    const [five, six] = await Promise.all([5, 6].map((id) => waitFor(`contact ${id} on the remote`, () => remoteIdOf(id))));
+    expect([(await demo.crm.get(five as string))?.phone, (await demo.crm.get(six as string))?.phone]).toEqual(['via pg', 'via sql']);
+    // Only the committed transaction left rows, and the SQL route exported under the plain key 6.
+    expect((await outboxRows(5)).length + (await db.selectFrom('outbox').selectAll().where(sql<boolean>`entity_id = '{"id": 6}'::jsonb`).execute()).length).toBe(2);
+    expect(await engine.client.recentExecutions({ limit: 50, integration })).toEqual(
+      expect.arrayContaining([expect.objectContaining({ workflow_id: `export/${integration}/contact/6` })]),
+    );
+    // Later tests cast entity ids to integers.
+    await db.deleteFrom('outbox').where(sql<boolean>`jsonb_typeof(entity_id) = 'object'`).execute();
+  });
+
+  it.each([
+    [`select tidesync.enqueue_export('', 'contact', '1')`, `integration '' is not valid: expected a non-empty string`],
+    [`select tidesync.enqueue_export('demo', null, '1')`, 'connector null is not valid: expected a non-empty string'],
+    [`select tidesync.enqueue_export('demo', 'contact', 'true')`, 'entity id true is not valid'],
+    [`select tidesync.enqueue_export('demo', 'contact', '""')`, 'entity id "" is not valid'],
+    [`select tidesync.enqueue_export('demo', 'contact', '{"id": [1]}')`, 'entity id {"id": [1]} is not valid'],
+    [`select tidesync.enqueue_exports('demo', 'contact', '[]')`, 'ids [] is not valid: expected a non-empty JSON array'],
+  ])('should refuse %s naming the bad value, and insert nothing', async (query, message) => {
+    const before = await db.selectFrom('outbox').select(db.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    await expect(sql.raw(query).execute(database.app)).rejects.toThrow(message);
+    await expect(enqueueExport({ query: async () => undefined } as never, { integration: 'demo', connector: 'contact', id: true as never })).rejects.toThrow(
+      'entity id true is not valid',
+    );
+    const after = await db.selectFrom('outbox').select(db.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
   });
 
   it('should fold a burst of 1,000 updates to 10 entities into at most two writes each', async () => {
