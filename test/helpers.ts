@@ -59,18 +59,21 @@ export interface TestEngine {
   close(): Promise<void>;
 }
 
-/** Starts a worker (running in the background) against the shared Temporal dev server. */
+/**
+ * Starts a worker (running in the background) against the shared Temporal dev server, or over
+ * `connections` made by the caller (which `close` then closes).
+ */
 export async function startTestEngine(
   db: Kysely<TidesyncDatabase>,
-  options: Omit<RuntimeOptions, 'db'> & { address?: string } = {},
+  options: Omit<RuntimeOptions, 'db'> & { address?: string; connections?: { native: NativeConnection; client: Connection } } = {},
 ): Promise<TestEngine> {
   const address = options.address ?? requireEnv('TEMPORAL_ADDRESS');
   const runtime = await createRuntime({ db, ...options });
   const taskQueue = `test-${randomBytes(4).toString('hex')}`;
-  const nativeConnection = await NativeConnection.connect({ address });
+  const nativeConnection = options.connections?.native ?? (await NativeConnection.connect({ address }));
   const worker = await createWorker({ runtime, connection: nativeConnection, taskQueue });
   const running = worker.run();
-  const connection = await Connection.connect({ address });
+  const connection = options.connections?.client ?? (await Connection.connect({ address }));
   const temporal = new Client({ connection });
   const client = new TidesyncClient({ runtime, db, temporal, taskQueue });
   return {
