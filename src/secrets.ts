@@ -8,13 +8,13 @@ import { ConfigurationError } from './errors';
 /** Turns a secret reference into the secret. */
 export type SecretResolver = (ref: string) => Promise<string>;
 
-/** Resolves `env:NAME` from the environment and `file:PATH` from a file (trimmed). */
-export const resolveSecret: SecretResolver = async (ref) => {
+/** Resolves `env:NAME` from `env` (default: the process's environment) and `file:PATH` from a file (trimmed). */
+export const resolveSecret = async (ref: string, env: NodeJS.ProcessEnv = process.env): Promise<string> => {
   const colon = ref.indexOf(':');
   const scheme = colon > 0 ? ref.slice(0, colon) : '';
   const target = ref.slice(colon + 1);
   if (scheme === 'env') {
-    const value = process.env[target];
+    const value = env[target];
     if (value === undefined || value === '') {
       throw new ConfigurationError(`secret reference '${ref}' names environment variable '${target}', which is not set`);
     }

@@ -9,7 +9,7 @@ import type { Connector, Processor, Reader, Writer } from '../connectors/connect
 import { ConfigurationError } from '../errors';
 import type { SecretResolver } from '../secrets';
 import type { Tidesync } from '../start';
-import type { TemporalSettings } from '../temporal/settings';
+import { type TemporalSettings, temporalSettingsSchema } from '../temporal/settings';
 
 /** What `tidesync dev` hands the config's `dev` hook (see `DevHook`). */
 export interface DevContext {
@@ -103,27 +103,7 @@ const configSchema = z.strictObject({
   database: z
     .strictObject({ url: name.optional(), schema: name.optional(), poolSize: z.number().int().positive().optional() })
     .optional(),
-  temporal: z
-    .strictObject({
-      address: name.optional(),
-      namespace: name.optional(),
-      apiKey: name.optional(),
-      apiKeyRef: name.optional(),
-      tls: z
-        .union([
-          z.boolean(),
-          z.strictObject({
-            serverName: name.optional(),
-            serverCaCertFile: name.optional(),
-            clientCertFile: name.optional(),
-            clientKeyFile: name.optional(),
-          }),
-        ])
-        .optional(),
-      profile: name.optional(),
-      configFile: name.optional(),
-    })
-    .optional(),
+  temporal: temporalSettingsSchema.optional(),
   worker: z.strictObject({ maxConcurrentActivityTaskExecutions: z.number().int().positive().optional() }).optional(),
   resolveSecret: fn('a function (ref) => Promise<string>').optional(),
   dev: z

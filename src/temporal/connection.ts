@@ -1,33 +1,104 @@
 /**
- * Temporal connection settings. PLACEHOLDER until the envconfig-based resolver lands: address and
- * namespace only.
+ * Connections to Temporal for the worker (`NativeConnection`) and the client (`Connection`), from
+ * settings merged by `resolveTemporalSettings`. Both fail within a bounded time, with a message
+ * that names the address, the security in use and the underlying reason.
  */
-import type { NativeConnectionOptions } from '@temporalio/worker';
 import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import type { TemporalSettings } from './settings';
+import { ConfigurationError } from '../errors';
+import type { ResolvedTemporal } from './resolve';
 
-/** A Temporal cluster to connect to. */
-export interface ResolvedTemporal {
-  readonly address: string;
-  readonly namespace: string;
-  readonly connectionOptions: NativeConnectionOptions;
-  readonly secure: boolean;
+export { type ResolvedTemporal, type TemporalConnectionOptions, resolveTemporalSettings } from './resolve';
+export { type TemporalSettings, type TemporalTlsSettings, parseTemporalSettings, temporalSettingsSchema } from './settings';
+
+/** How long a connection may take before it fails: the client SDK's own default. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Options of {@link connectWorkerConnection} and {@link connectClientConnection}. */
+export interface ConnectOptions {
+  /** Fail when the server has not answered within this many milliseconds; default {@link DEFAULT_CONNECT_TIMEOUT_MS}. */
+  readonly timeoutMs?: number;
 }
 
-/** Settings merged with the environment; null when no address is known. */
-export async function resolveTemporalSettings(settings: TemporalSettings | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ResolvedTemporal | null> {
-  const address = env['TEMPORAL_ADDRESS'] || settings?.address;
-  if (!address) return null;
-  return { address, namespace: env['TEMPORAL_NAMESPACE'] || settings?.namespace || 'default', connectionOptions: { address }, secure: false };
+/** Likely causes, matched on the native (rustls) and the grpc-js (OpenSSL) wording alike. */
+const HINTS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/UnknownIssuer|unable to verify|self[- ]signed|certificate verify failed/i, "the server's certificate is not signed by the configured CA"],
+  [/CertificateRequired|certificate required/i, 'the server requires a client certificate (mutual TLS)'],
+  [/NotValidForName|altnames|Hostname\/IP does not match/i, "the server's certificate does not carry the expected name (set tls serverName)"],
+  [/ConnectionRefused|ECONNREFUSED/, 'nothing listens at that address'],
+  [/ConnectionReset|ECONNRESET|BrokenPipe|Failed to connect \(/, 'the server closed the connection (TLS on one side only?)'],
+];
+
+class ConnectTimeout extends Error {}
+
+function describe(resolved: ResolvedTemporal): string {
+  const { tls, apiKey } = resolved.connectionOptions;
+  const transport = !tls ? 'plaintext' : typeof tls === 'object' && tls.clientCertPair ? 'mTLS' : 'TLS';
+  return apiKey ? `${transport} with API key` : transport;
 }
 
-/** The worker's connection. */
-export async function connectWorkerConnection(resolved: ResolvedTemporal): Promise<NativeConnection> {
-  return NativeConnection.connect(resolved.connectionOptions);
+function connectError(resolved: ResolvedTemporal, err: unknown, timeoutMs: number): ConfigurationError {
+  const reason =
+    err instanceof ConnectTimeout || /DEADLINE_EXCEEDED|Failed to connect before the deadline/.test((err as Error).message)
+      ? `no answer within ${timeoutMs} ms`
+      : (err as Error).message.replace(/\.?\s*Resolution note:\s*$/, '');
+  const hint = HINTS.find(([pattern]) => pattern.test(reason))?.[1];
+  return new ConfigurationError(
+    `cannot connect to temporal at '${resolved.address}' (${describe(resolved)}): ${hint ? `${hint}: ` : ''}${reason}`,
+    { cause: err },
+  );
 }
 
-/** The client's connection. */
-export async function connectClientConnection(resolved: ResolvedTemporal): Promise<Connection> {
-  return Connection.connect({ address: resolved.address });
+async function withTimeout<T>(pending: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ConnectTimeout()), timeoutMs);
+  });
+  try {
+    return await Promise.race([pending, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Connects the worker's `NativeConnection`. The native connect fails at once on a refused port, an
+ * unknown CA or a missing client certificate, but waits without end for a server that accepts TCP
+ * and never completes the TLS handshake: hence the timer.
+ */
+export async function connectWorkerConnection(resolved: ResolvedTemporal, options: ConnectOptions = {}): Promise<NativeConnection> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const pending = NativeConnection.connect(resolved.connectionOptions);
+  try {
+    return await withTimeout(pending, timeoutMs);
+  } catch (err) {
+    // A connection that arrives after we gave up must not stay open.
+    if (err instanceof ConnectTimeout) void pending.then((late) => late.close()).catch(() => undefined);
+    throw connectError(resolved, err, timeoutMs);
+  }
+}
+
+/**
+ * Connects the client's `Connection`. The SDK's own connect waits out its whole timeout whatever
+ * the cause, then says only "Failed to connect before the deadline": a first call without the
+ * retrying interceptor fails at once with grpc's reason (refused, unknown CA, certificate required).
+ */
+export async function connectClientConnection(resolved: ResolvedTemporal, options: ConnectOptions = {}): Promise<Connection> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const probe = Connection.lazy({ ...resolved.connectionOptions, interceptors: [] });
+  try {
+    await probe.withDeadline(Date.now() + timeoutMs, () => probe.workflowService.getSystemInfo({}));
+  } catch (err) {
+    throw connectError(resolved, err, timeoutMs);
+  } finally {
+    await probe.close();
+  }
+  const connection = Connection.lazy({ ...resolved.connectionOptions, connectTimeout: timeoutMs });
+  try {
+    await connection.ensureConnected();
+    return connection;
+  } catch (err) {
+    await connection.close();
+    throw connectError(resolved, err, timeoutMs);
+  }
 }
