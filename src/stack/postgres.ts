@@ -13,9 +13,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { ConfigurationError } from '../connectors/errors';
-import { logFilePath, readLogTail, tidesyncHome } from './paths';
+import { exists, logFilePath, readLogTail, tidesyncHome } from './paths';
 import { getFreePort, isProcessAlive, stopChild, stopPid, trackChild } from './ports';
-import { binaries, postgresUser, type PostgresUser, runAs, SUPERUSER } from './postgres-binaries';
+import { embeddedBinaries, type Binaries } from './postgres-binaries';
+import { postgresUser, type PostgresUser, runAs, SUPERUSER } from './postgres-user';
 
 /** The database tidesync uses on the embedded server; created at start when missing. */
 export const EMBEDDED_DATABASE = 'tidesync';
@@ -60,13 +61,6 @@ function urlFor(port: number, database: string): string {
   return `postgres://${SUPERUSER}:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
 }
 
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}
-
 async function fileSize(file: string): Promise<number> {
   return stat(file).then(
     (s) => s.size,
@@ -106,7 +100,7 @@ async function clearStaleServer(dataDir: string): Promise<void> {
  * Creates the cluster in a sibling staging folder and renames it into place, so a killed initdb
  * never leaves a folder that looks initialised.
  */
-async function initialise(dataDir: string, user: PostgresUser | undefined, logFile: string): Promise<void> {
+async function initialise(dataDir: string, user: PostgresUser | undefined, logFile: string, initdb: string): Promise<void> {
   const staging = `${dataDir}.init-${process.pid}`;
   const pwFile = `${staging}.pw`;
   await rm(staging, { recursive: true, force: true });
@@ -118,7 +112,7 @@ async function initialise(dataDir: string, user: PostgresUser | undefined, logFi
   try {
     const args = [`--pgdata=${staging}`, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwFile}`, '--encoding=UTF8'];
     // --no-sync: a first start in under a second instead of several; only an OS crash during it could hurt.
-    const child = spawn(binaries().initdb, [...args, '--no-locale', '--no-sync', '--no-instructions'], {
+    const child = spawn(initdb, [...args, '--no-locale', '--no-sync', '--no-instructions'], {
       stdio: ['ignore', out.fd, out.fd],
       ...runAs(user),
       env: { ...process.env, LC_ALL: 'C' },
@@ -166,8 +160,13 @@ async function waitUntilReady(child: ChildProcess, port: number, logFile: string
   }
 }
 
-async function launch(options: EmbeddedPostgresOptions, port: number, user: PostgresUser | undefined, logFile: string): Promise<ChildProcess> {
-  const { postgres } = binaries();
+async function launch(
+  options: EmbeddedPostgresOptions,
+  port: number,
+  user: PostgresUser | undefined,
+  logFile: string,
+  { postgres }: Binaries,
+): Promise<ChildProcess> {
   const logOffset = await fileSize(logFile);
   const out = await open(logFile, 'a');
   const settings = ['listen_addresses=127.0.0.1', 'unix_socket_directories=']; // TCP only: no socket file to collide on
@@ -200,6 +199,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const logFile = options.logFile ?? logFilePath(tidesyncHome(), 'postgres');
   await mkdir(path.dirname(logFile), { recursive: true });
   const user = await postgresUser();
+  const bins = await embeddedBinaries(user);
 
   const created = !(await exists(path.join(dataDir, 'PG_VERSION')));
   if (created) {
@@ -208,7 +208,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       throw new ConfigurationError(`postgres data folder ${dataDir} is not empty but holds no cluster (no PG_VERSION); empty it or pick another folder`);
     }
     await mkdir(path.dirname(dataDir), { recursive: true });
-    await initialise(dataDir, user, logFile);
+    await initialise(dataDir, user, logFile, bins.initdb);
   } else {
     await clearStaleServer(dataDir);
   }
@@ -221,7 +221,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   let port = options.port ?? (await getFreePort());
   for (let attempt = 1; !child; attempt++) {
     try {
-      child = await launch({ ...options, dataDir }, port, user, logFile);
+      child = await launch({ ...options, dataDir }, port, user, logFile, bins);
     } catch (error) {
       // A free port chosen by us can be taken before PostgreSQL binds it: pick another one.
       const taken = /could not bind|address already in use/i.test((error as Error).message);
