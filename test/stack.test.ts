@@ -3,7 +3,7 @@
  * the dev server, and the dev stack's Ctrl-C behaviour. Real processes throughout.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmod, cp, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,8 +15,9 @@ import { devStackFilePath, readDevStackFile, startDevStack } from '../src/stack/
 import { cachedCopy, COMPLETE_MARKER } from '../src/stack/native-cache';
 import { exists } from '../src/stack/paths';
 import { isListening, isProcessAlive } from '../src/stack/ports';
-import { createDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/stack/postgres';
+import { createDatabase, resolveDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/stack/postgres';
 import { nativePackage, reachableBinaries } from '../src/stack/postgres-binaries';
+import { locationNotePath, relocatedDataDir } from '../src/stack/postgres-data';
 import { postgresUser, runAs } from '../src/stack/postgres-user';
 import { cachedCliPath, findTemporalCli, TEMPORAL_CLI_VERSION, type TemporalCli } from '../src/stack/temporal-cli';
 import { startTemporalDevServer } from '../src/stack/temporal-server';
@@ -201,6 +202,39 @@ describe('startEmbeddedPostgres', () => {
 
   // This machine runs the tests as root; as another user the same tests check that nothing moves.
   describe('from a folder only its owner may enter', () => {
+    it('should keep the cluster in a stand-in the postgres user can reach, and find it again after a restart', async () => {
+      const home = await privateDir();
+      const moved = relocatedDataDir(path.join(home, 'postgres'));
+      tempDirs.push(path.dirname(moved));
+      const user = await postgresUser();
+
+      const first = await resolveDatabase({ home, env: {} });
+      try {
+        await query(first.url, "create table kept (v text); insert into kept values ('survived')");
+      } finally {
+        await first.stop();
+      }
+      expect((await stat(home)).mode & 0o777).toBe(0o700); // the user's folder is left as it was
+      if (user) {
+        expect(await exists(path.join(moved, 'PG_VERSION'))).toBe(true);
+        expect(await stat(moved)).toMatchObject({ uid: user.uid, gid: user.gid });
+        expect((await stat(moved)).mode & 0o777).toBe(0o700);
+        expect((await readdir(home)).sort()).toEqual(['logs', path.basename(locationNotePath(path.join(home, 'postgres')))]);
+        expect(await readFile(locationNotePath(path.join(home, 'postgres')), 'utf8')).toContain(moved);
+        expect((await stat(path.join(home, 'logs', 'postgres.log'))).size).toBeGreaterThan(0); // written through our descriptor
+      } else {
+        expect(await exists(path.join(home, 'postgres', 'PG_VERSION'))).toBe(true);
+        expect(await exists(moved)).toBe(false);
+      }
+
+      const second = await resolveDatabase({ home, env: {} });
+      try {
+        expect(await query(second.url, 'select v from kept')).toEqual([{ v: 'survived' }]);
+      } finally {
+        await second.stop();
+      }
+    });
+
     it('should copy the binaries once into a shared cache the postgres user can run them from, then reuse the copy', async () => {
       const pkg = { ...nativePackage(), dir: path.join(await privateDir(), 'native') };
       await cp(nativePackage().dir, pkg.dir, { recursive: true, verbatimSymlinks: true });

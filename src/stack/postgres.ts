@@ -5,7 +5,8 @@
  * ESM-only (it cannot load in Jest's CommonJS test workers, nor by `require` before Node 20.19),
  * it installs process-wide SIGINT/SIGTERM/beforeExit hooks that call `process.exit(0)` (hiding
  * failures and racing our own shutdown), and it rejects with no reason when PostgreSQL fails to
- * start. We keep its behaviour otherwise, including creating a `postgres` user when run as root.
+ * start. We keep its behaviour otherwise, including creating a `postgres` user when run as root;
+ * as root, binaries and data that user cannot reach are run and kept from system folders instead.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chown, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { ConfigurationError } from '../connectors/errors';
 import { exists, logFilePath, readLogTail, tidesyncHome } from './paths';
 import { getFreePort, isProcessAlive, stopChild, stopPid, trackChild } from './ports';
 import { embeddedBinaries, type Binaries } from './postgres-binaries';
+import { locateData } from './postgres-data';
 import { postgresUser, type PostgresUser, runAs, SUPERUSER } from './postgres-user';
 
 /** The database tidesync uses on the embedded server; created at start when missing. */
@@ -33,7 +35,11 @@ const STOP_STEPS = [
 
 /** Options of {@link startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
-  /** The cluster folder; reused when it already holds one (PG_VERSION), initialised when empty. */
+  /**
+   * The cluster folder; reused when it already holds one (PG_VERSION), initialised when empty.
+   * As root, when the `postgres` user cannot enter its parent, a stand-in under /var/lib/tidesync
+   * is used instead (see {@link locateData}).
+   */
   readonly dataDir: string;
   /** TCP port on 127.0.0.1; default a free one (retried if another process takes it first). */
   readonly port?: number;
@@ -51,6 +57,8 @@ export interface EmbeddedPostgres {
   readonly url: string;
   /** The postmaster's pid. */
   readonly pid: number;
+  /** The cluster folder in use: `options.dataDir`, or its stand-in when it was relocated. */
+  readonly dataDir: string;
   /** True when this start created the cluster, false when it reused an existing one. */
   readonly created: boolean;
   /** Shuts the server down cleanly; safe to call more than once. */
@@ -195,11 +203,12 @@ async function launch(
  * returns its url. Data survives `stop()` and a later start on the same folder.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const dataDir = path.resolve(options.dataDir);
   const logFile = options.logFile ?? logFilePath(tidesyncHome(), 'postgres');
+  // Logs stay where asked even for a relocated cluster: the servers write to a descriptor we open.
   await mkdir(path.dirname(logFile), { recursive: true });
   const user = await postgresUser();
   const bins = await embeddedBinaries(user);
+  const { dataDir } = await locateData(options.dataDir, user);
 
   const created = !(await exists(path.join(dataDir, 'PG_VERSION')));
   if (created) {
@@ -243,7 +252,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     })());
   try {
     const url = await createDatabase(urlFor(port, 'postgres'), options.database ?? EMBEDDED_DATABASE);
-    return { url, pid: server.pid ?? 0, created, stop };
+    return { url, pid: server.pid ?? 0, dataDir, created, stop };
   } catch (error) {
     await stop();
     throw error;
