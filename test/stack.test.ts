@@ -17,7 +17,7 @@ import { exists } from '../src/stack/paths';
 import { isListening, isProcessAlive } from '../src/stack/ports';
 import { createDatabase, resolveDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/stack/postgres';
 import { nativePackage, reachableBinaries } from '../src/stack/postgres-binaries';
-import { locationNotePath, relocatedDataDir } from '../src/stack/postgres-data';
+import { locateData, locationNotePath, relocatedDataDir } from '../src/stack/postgres-data';
 import { postgresUser, runAs } from '../src/stack/postgres-user';
 import { cachedCliPath, findTemporalCli, TEMPORAL_CLI_VERSION, type TemporalCli } from '../src/stack/temporal-cli';
 import { startTemporalDevServer } from '../src/stack/temporal-server';
@@ -220,7 +220,9 @@ describe('startEmbeddedPostgres', () => {
         expect(await stat(moved)).toMatchObject({ uid: user.uid, gid: user.gid });
         expect((await stat(moved)).mode & 0o777).toBe(0o700);
         expect((await readdir(home)).sort()).toEqual(['logs', path.basename(locationNotePath(path.join(home, 'postgres')))]);
-        expect(await readFile(locationNotePath(path.join(home, 'postgres')), 'utf8')).toContain(moved);
+        const note = await readFile(locationNotePath(path.join(home, 'postgres')), 'utf8');
+        expect(note).toContain(`lives in ${moved}, because the 'postgres' user`);
+        expect(note).toContain(`could not enter ${home}.`);
         expect((await stat(path.join(home, 'logs', 'postgres.log'))).size).toBeGreaterThan(0); // written through our descriptor
       } else {
         expect(await exists(path.join(home, 'postgres', 'PG_VERSION'))).toBe(true);
@@ -233,6 +235,25 @@ describe('startEmbeddedPostgres', () => {
       } finally {
         await second.stop();
       }
+    });
+
+    it('should name the folder and the user when a cluster cannot be reached or moved', async () => {
+      const home = await privateDir();
+      const closedRoot = await privateDir();
+      const user = await postgresUser();
+      const asked = path.join(home, 'postgres');
+      if (!user) {
+        expect(await locateData(asked, user, path.join(closedRoot, 'lib'))).toEqual({ dataDir: asked, relocated: false });
+        return;
+      }
+      await expect(locateData(asked, user, path.join(closedRoot, 'lib'))).rejects.toThrow(
+        `the 'postgres' user cannot enter ${closedRoot}, so the cluster of ${asked} cannot be kept in ${path.dirname(relocatedDataDir(asked, path.join(closedRoot, 'lib')))} either`,
+      );
+      await mkdir(asked);
+      await writeFile(path.join(asked, 'PG_VERSION'), '18\n');
+      await expect(locateData(asked, user, path.join(await tempDir(), 'lib'))).rejects.toThrow(
+        `postgres data folder ${asked} holds a cluster but the 'postgres' user cannot enter ${home}`,
+      );
     });
 
     it('should copy the binaries once into a shared cache the postgres user can run them from, then reuse the copy', async () => {

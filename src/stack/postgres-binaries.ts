@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigurationError } from '../connectors/errors';
 import { cachedCopy } from './native-cache';
-import { cannotRun, type PostgresUser, SUPERUSER } from './postgres-user';
+import { cannotRun, firstClosedFolder, type PostgresUser, SUPERUSER } from './postgres-user';
 import { SYSTEM_CACHE_DIR } from './system-dirs';
 
 /** Paths of the PostgreSQL server binaries. */
@@ -84,8 +84,10 @@ export async function reachableBinaries(user: PostgresUser | undefined, options:
   const cached = binaries(dir);
   const cacheFailure = await cannotRun(user, cached.postgres);
   if (cacheFailure) {
+    const closed = await firstClosedFolder(user, dir);
+    const why = closed ? `it cannot enter ${closed}` : cacheFailure;
     throw new ConfigurationError(
-      `the '${SUPERUSER}' user cannot run ${inPlace.postgres} (${failure}) nor its copy ${cached.postgres} (${cacheFailure}); every folder above ${dir} must be enterable by that user, or set DATABASE_URL`,
+      `the '${SUPERUSER}' user cannot run ${inPlace.postgres} (${failure}) nor its copy ${cached.postgres} (${why}); let it enter the folders above ${dir} or set DATABASE_URL`,
     );
   }
   return { ...cached, dir, copied };

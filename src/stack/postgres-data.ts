@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigurationError } from '../connectors/errors';
 import { exists } from './paths';
-import { canEnter, type PostgresUser, SUPERUSER } from './postgres-user';
+import { canEnter, firstClosedFolder, type PostgresUser, SUPERUSER } from './postgres-user';
 import { makeSharedDir, SYSTEM_DATA_DIR } from './system-dirs';
 
 /** Where {@link locateData} put a cluster. */
@@ -35,9 +35,9 @@ async function hasCluster(dataDir: string): Promise<boolean> {
   return exists(path.join(dataDir, 'PG_VERSION'));
 }
 
-async function leaveNotes(asked: string, moved: string, parent: string): Promise<void> {
+async function leaveNotes(asked: string, moved: string, closed: string): Promise<void> {
   const container = path.dirname(moved);
-  const why = `the '${SUPERUSER}' user, which runs PostgreSQL when tidesync runs as root, could not enter ${parent}`;
+  const why = `the '${SUPERUSER}' user, which runs PostgreSQL when tidesync runs as root, could not enter ${closed}`;
   await writeFile(path.join(container, 'ORIGIN.txt'), `PostgreSQL data that tidesync was asked to keep in ${asked}; kept here because ${why}.\n`);
   await writeFile(
     locationNotePath(asked),
@@ -58,21 +58,24 @@ export async function locateData(dataDir: string, user: PostgresUser | undefined
   const parent = path.dirname(asked);
   const moved = relocatedDataDir(asked, root);
   await mkdir(parent, { recursive: true });
-  const reachable = await canEnter(user, parent);
+  // Only when the parent is closed: finding which folder closes it costs a process per level.
+  const closed = (await canEnter(user, parent)) ? undefined : ((await firstClosedFolder(user, parent)) ?? parent);
   if (await hasCluster(asked)) {
-    if (reachable) return { dataDir: asked, relocated: false };
+    if (!closed) return { dataDir: asked, relocated: false };
     throw new ConfigurationError(
-      `postgres data folder ${asked} holds a cluster but the '${SUPERUSER}' user cannot enter ${parent}; let it enter (chmod o+x on each folder above), move the cluster away to start a new one in ${moved}, or set DATABASE_URL`,
+      `postgres data folder ${asked} holds a cluster but the '${SUPERUSER}' user cannot enter ${closed}; let it enter (chmod o+x), move the cluster away to start a new one in ${moved}, or set DATABASE_URL`,
     );
   }
-  if (reachable && !(await hasCluster(moved))) return { dataDir: asked, relocated: false };
+  if (!closed && !(await hasCluster(moved))) return { dataDir: asked, relocated: false };
 
-  await makeSharedDir(path.dirname(moved));
-  if (!(await canEnter(user, path.dirname(moved)))) {
+  const container = path.dirname(moved);
+  await makeSharedDir(container);
+  if (!(await canEnter(user, container))) {
+    const blocked = (await firstClosedFolder(user, container)) ?? container;
     throw new ConfigurationError(
-      `the '${SUPERUSER}' user can enter neither ${parent} nor ${path.dirname(moved)}, where the cluster of ${asked} would move; let it enter one of them or set DATABASE_URL`,
+      `the '${SUPERUSER}' user cannot enter ${blocked}, so the cluster of ${asked} cannot be kept in ${container} either; let it enter or set DATABASE_URL`,
     );
   }
-  await leaveNotes(asked, moved, parent);
+  await leaveNotes(asked, moved, closed ?? parent);
   return { dataDir: moved, relocated: true };
 }

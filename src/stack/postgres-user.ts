@@ -3,6 +3,7 @@
  * needed create) the system user `postgres`; everything it reads or writes must be reachable by it.
  */
 import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigurationError } from '../connectors/errors';
 
@@ -66,6 +67,14 @@ export async function canEnter(user: PostgresUser, dir: string): Promise<boolean
     () => true,
     () => false,
   );
+}
+
+/** The first folder on the way down to `dir` that `user` cannot enter, or undefined when none. */
+export async function firstClosedFolder(user: PostgresUser, dir: string): Promise<string | undefined> {
+  const chain: string[] = [];
+  for (let folder = path.resolve(dir); !chain.includes(folder); folder = path.dirname(folder)) chain.unshift(folder);
+  for (const folder of chain) if (!(await canEnter(user, folder))) return folder;
+  return undefined;
 }
 
 /**
