@@ -4,13 +4,14 @@
  * Test files run in worker processes, so everything they need travels in environment variables.
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../src/search-attributes';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/stack/postgres';
+import { relocatedDataDir } from '../src/stack/postgres-data';
 import { findTemporalCli, type TemporalCli } from '../src/stack/temporal-cli';
 import { SQLITE_PRAGMAS } from '../src/stack/temporal-server';
 
@@ -19,6 +20,19 @@ export interface TestStack {
   readonly postgres: EmbeddedPostgres | undefined;
   readonly temporal: TestWorkflowEnvironment | undefined;
   readonly tempDir: string;
+}
+
+/**
+ * What to remove once the servers are stopped: the temp folder and, when we run as root, the
+ * stand-in of the test cluster, which moves under /var/lib/tidesync because the 'postgres' user
+ * cannot enter the temp folder (mkdtemp makes it 0700).
+ */
+export function testStackFolders(stack: TestStack): string[] {
+  return [stack.tempDir, path.dirname(relocatedDataDir(testDataDir(stack.tempDir)))];
+}
+
+function testDataDir(tempDir: string): string {
+  return path.join(tempDir, 'postgres');
 }
 
 /** The globalThis slot holding the {@link TestStack}. */
@@ -37,7 +51,7 @@ async function timed<T>(start: () => Promise<T>): Promise<{ value: T; seconds: s
 
 async function startPostgres(tempDir: string): Promise<EmbeddedPostgres> {
   // Fresh cluster per run: tests never see a previous run's rows. fast: fsync off, it is thrown away.
-  return startEmbeddedPostgres({ dataDir: path.join(tempDir, 'postgres'), logFile: path.join(tempDir, 'postgres.log'), fast: true });
+  return startEmbeddedPostgres({ dataDir: testDataDir(tempDir), logFile: path.join(tempDir, 'postgres.log'), fast: true });
 }
 
 async function startTemporal(cli: TemporalCli): Promise<TestWorkflowEnvironment> {
@@ -73,8 +87,6 @@ async function bundleWorkflows(tempDir: string): Promise<string | undefined> {
 /** Starts the shared servers and exports their addresses to the test workers. */
 export default async function globalSetup(): Promise<void> {
   const tempDir = await mkdtemp(path.join(os.tmpdir(), 'tidesync-test-'));
-  // mkdtemp makes a 0700 folder; PostgreSQL runs as the 'postgres' user when we are root.
-  await chmod(tempDir, 0o755);
   const usePostgres = !process.env.DATABASE_URL;
   const useTemporal = !process.env.TEMPORAL_ADDRESS;
 
@@ -93,7 +105,7 @@ export default async function globalSetup(): Promise<void> {
   if (failed?.status === 'rejected') {
     // Jest skips global teardown when setup throws: stop what did start.
     await Promise.allSettled([stack.temporal?.teardown(), stack.postgres?.stop()]);
-    await rm(tempDir, { recursive: true, force: true });
+    await Promise.all(testStackFolders(stack).map((folder) => rm(folder, { recursive: true, force: true })));
     throw failed.reason;
   }
 

@@ -1,6 +1,6 @@
 /** Jest global teardown: stops the servers global setup started and removes their temp folder. */
 import { rm } from 'node:fs/promises';
-import { TEST_STACK_KEY, testStackSlot } from './global-setup';
+import { TEST_STACK_KEY, testStackFolders, testStackSlot } from './global-setup';
 
 /** Stops the shared servers; both are attempted even if one fails. */
 export default async function globalTeardown(): Promise<void> {
@@ -8,7 +8,7 @@ export default async function globalTeardown(): Promise<void> {
   if (!stack) return;
   delete testStackSlot()[TEST_STACK_KEY];
   const results = await Promise.allSettled([stack.temporal?.teardown(), stack.postgres?.stop()]);
-  await rm(stack.tempDir, { recursive: true, force: true });
+  await Promise.all(testStackFolders(stack).map((folder) => rm(folder, { recursive: true, force: true })));
   const failed = results.find((result) => result.status === 'rejected');
   if (failed?.status === 'rejected') throw failed.reason;
 }

