@@ -82,19 +82,24 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Loade
 async function importConfigModule(file: string): Promise<unknown> {
   const { createJiti } = await import('jiti');
   const jiti = createJiti(__filename, {
-    interopDefault: true,
+    interopDefault: false,
     // The config's `import ... from 'tidesync'` must be this copy, not another install or the sources.
     alias: { 'tidesync/testing': path.join(__dirname, '..', 'testing'), tidesync: path.join(__dirname, '..', 'index') },
   });
+  let loaded: unknown;
   try {
-    const loaded = await jiti.import<unknown>(file, { default: true });
-    // TypeScript compiled to CommonJS exports `{ __esModule, default }`: take the default.
-    const wrapper = loaded as { default?: unknown; __esModule?: boolean } | null;
-    return wrapper && typeof wrapper === 'object' && 'default' in wrapper && (wrapper.__esModule || Object.keys(wrapper).length === 1)
-      ? wrapper.default
-      : loaded;
+    loaded = await jiti.import<unknown>(file);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     throw new ConfigurationError(`${file}: cannot be loaded: ${message}`, { cause: err });
   }
+  // `export default` (ESM, TypeScript); compiled to CommonJS it may be wrapped once more.
+  let value = loaded as { default?: unknown; __esModule?: boolean } | null | undefined;
+  for (let depth = 0; depth < 2 && value && typeof value === 'object' && 'default' in value; depth++) {
+    value = value.default as typeof value;
+  }
+  if (value !== loaded) return value;
+  // No default export: CommonJS `module.exports = defineConfig(...)` is the config itself.
+  const commonJs = /\.c?js$/.test(file) && !(loaded as { __esModule?: boolean } | null)?.__esModule;
+  return commonJs ? loaded : undefined;
 }
