@@ -12,7 +12,8 @@ import { type EntitySyncState, listSyncStates } from './store/sync-state';
 import { type Runtime, getJob } from './runtime';
 import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from './search-attributes';
 import type { Integration } from './connectors/connector';
-import { changedSignal, type ExportInput, type ExportResult } from './workflows';
+import type { ExportInput, ExportResult } from './workflows';
+import { changedSignal } from './workflows/signals';
 
 import { DEFAULT_TASK_QUEUE } from './config/servers';
 

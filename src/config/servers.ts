@@ -3,7 +3,6 @@
  * `TEMPORAL_*` variables and profiles), else a `tidesync dev` stack running on this machine.
  */
 import { ConfigurationError } from '../errors';
-import { readDevStackFile } from '../stack/dev-stack';
 import { type ResolvedTemporal, resolveTemporalSettings } from '../temporal/connection';
 import type { TidesyncConfig } from './define-config';
 
@@ -27,7 +26,8 @@ export function taskQueueOf(config: TidesyncConfig, env: NodeJS.ProcessEnv = pro
 export async function resolveServers(config: TidesyncConfig, env: NodeJS.ProcessEnv = process.env): Promise<Servers> {
   const configuredDb = env['DATABASE_URL'] || config.database?.url;
   const configuredTemporal = await resolveTemporalSettings(config.temporal, env);
-  const dev = configuredDb && configuredTemporal ? null : await readDevStackFile();
+  // The dev stack's code loads only when it may be needed.
+  const dev = configuredDb && configuredTemporal ? null : await (await import('../stack/dev-stack')).readDevStackFile();
   const databaseUrl = configuredDb ?? dev?.databaseUrl;
   const temporal = configuredTemporal ?? (dev ? await resolveTemporalSettings({ ...config.temporal, address: dev.temporalAddress, namespace: dev.namespace }, {}) : null);
   if (!databaseUrl || !temporal) {

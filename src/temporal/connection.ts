@@ -4,7 +4,7 @@
  * that names the address, the security in use and the underlying reason.
  */
 import { Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { ConfigurationError } from '../errors';
 import type { ResolvedTemporal } from './resolve';
 
@@ -68,7 +68,9 @@ async function withTimeout<T>(pending: Promise<T>, timeoutMs: number): Promise<T
  */
 export async function connectWorkerConnection(resolved: ResolvedTemporal, options: ConnectOptions = {}): Promise<NativeConnection> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const pending = NativeConnection.connect(resolved.connectionOptions);
+  // The worker SDK (native core, bundler) loads only in processes that run a worker.
+  const { NativeConnection: Native } = await import('@temporalio/worker');
+  const pending = Native.connect(resolved.connectionOptions);
   try {
     return await withTimeout(pending, timeoutMs);
   } catch (err) {
