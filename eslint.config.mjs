@@ -19,7 +19,19 @@ const forbiddenInWorkflows = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/**', '.build/**', '**/node_modules/**', 'node_modules/**', '.tidesync/**', 'coverage/**', 'bin/**', '*.config.js', '*.config.mjs'] },
+  {
+    ignores: [
+      'dist/**',
+      '.build/**',
+      '**/node_modules/**',
+      'node_modules/**',
+      '.tidesync/**',
+      'coverage/**',
+      'bin/**',
+      '*.config.js',
+      '*.config.mjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -46,7 +58,18 @@ export default tseslint.config(
           })),
           patterns: [
             {
-              group: ['../activities', '../activities/*', '../store/*', '../stack/*', '../connectors/*', '../outbox/*', '../config/*', '../client', '../worker', '../start'],
+              group: [
+                '../activities',
+                '../activities/*',
+                '../store/*',
+                '../stack/*',
+                '../connectors/*',
+                '../outbox/*',
+                '../config/*',
+                '../client',
+                '../worker',
+                '../start',
+              ],
               allowTypeImports: true,
               message: 'workflows may import only the types of activities; side effects belong in activities',
             },

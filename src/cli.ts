@@ -50,7 +50,7 @@ program
   .command('dev')
   .description(
     "start the embedded stack (PostgreSQL, Temporal dev server + UI), the worker and a relay for the config, and run the config's dev hook " +
-      '(options it does not know go to the hook, e.g. the demo\'s --contacts N, --no-faults, --integration NAME)',
+      "(options it does not know go to the hook, e.g. the demo's --contacts N, --no-faults, --integration NAME)",
   )
   .option('--ui-port <port>', 'Temporal Web UI port', positiveInt, DEFAULT_UI_PORT)
   .option('--once', "exit after the config's dev hook finishes instead of running until Ctrl-C", false)
@@ -63,7 +63,9 @@ program
 
 program
   .command('worker')
-  .description("run the worker (and an outbox relay) for the config's connectors against its database and Temporal (or a running `tidesync dev`)")
+  .description(
+    "run the worker (and an outbox relay) for the config's connectors against its database and Temporal (or a running `tidesync dev`)",
+  )
   .option('--no-relay', 'do not run an outbox relay in this process')
   .action(action((opts: { relay: boolean }) => workerCommand(opts)));
 
@@ -79,7 +81,10 @@ capture
   .requiredOption('--integration <name>', 'integration name')
   .requiredOption('--connector <name>', 'connector name')
   .option('--fields <list>', 'comma-separated fields whose change exports (default: the columns the job reads)', (v: string) =>
-    v.split(',').map((f) => f.trim()).filter((f) => f !== ''),
+    v
+      .split(',')
+      .map((f) => f.trim())
+      .filter((f) => f !== ''),
   )
   .action(action((opts: { integration: string; connector: string; fields?: string[] }) => captureInstallCommand(opts)));
 capture
@@ -121,7 +126,7 @@ program
 
 program
   .command('reset')
-  .description('forget an entity\'s sync state (e.g. after it was removed on the remote) so it exports again')
+  .description("forget an entity's sync state (e.g. after it was removed on the remote) so it exports again")
   .argument('<integration>', 'integration name')
   .argument('<connector>', 'connector name')
   .argument('<id>', 'entity id (composite: col=value;col=value)')

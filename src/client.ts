@@ -86,11 +86,7 @@ export class TidesyncClient {
   }
 
   /** Exports many entities of one connector (one workflow per entity). */
-  async scheduleExports(request: {
-    integration: string;
-    connector: string;
-    ids: readonly EntityId[];
-  }): Promise<ScheduleResult[]> {
+  async scheduleExports(request: { integration: string; connector: string; ids: readonly EntityId[] }): Promise<ScheduleResult[]> {
     const integration = await getIntegration(this.#db, request.integration);
     const job = getJob(this.#runtime, this.#runtime.connectors.exportWorkflowType(integration.type, request.connector));
     const refusal = refusalReason(integration);

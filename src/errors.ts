@@ -70,10 +70,7 @@ export class RemoteVersionConflictError extends TidesyncError {
   /** The remote's own explanation. */
   readonly remoteMessage: string;
 
-  constructor(
-    message: string,
-    options: { currentVersion?: number | string | undefined; remoteMessage: string; cause?: unknown },
-  ) {
+  constructor(message: string, options: { currentVersion?: number | string | undefined; remoteMessage: string; cause?: unknown }) {
     super('remote_version_conflict', message, options);
     this.currentVersion = options.currentVersion;
     this.remoteMessage = options.remoteMessage;

@@ -40,7 +40,12 @@ export type {
   WriteResult,
   Writer,
 } from './connectors/connector';
-export { ENTITY_BY_ID_READER, EntityByIdReader, ORO_ENTITY_BY_ID_READER, isEntityByIdReader } from './connectors/readers/entity-by-id-reader';
+export {
+  ENTITY_BY_ID_READER,
+  EntityByIdReader,
+  ORO_ENTITY_BY_ID_READER,
+  isEntityByIdReader,
+} from './connectors/readers/entity-by-id-reader';
 export { ConnectorRegistry } from './connectors/registry';
 export { ServiceRegistry } from './jobs/service-registry';
 export type { JobDefinition, StepDefinition } from './jobs/definition';

@@ -3,7 +3,14 @@
  * registries. `tidesync worker` runs it against configured servers; `tidesync dev` runs it
  * in-process against the embedded stack.
  */
-import { DefaultLogger, type LogLevel, type NativeConnection, Runtime as TemporalRuntime, Worker, type WorkerOptions } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  type LogLevel,
+  type NativeConnection,
+  Runtime as TemporalRuntime,
+  Worker,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import { createActivities } from './activities';
 import type { SecretResolver } from './secrets';
 import { DEFAULT_TASK_QUEUE } from './config/servers';

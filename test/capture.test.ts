@@ -28,8 +28,7 @@ describe('change capture triggers', () => {
     await db.deleteFrom('outbox').execute();
   });
 
-  const outbox = () =>
-    db.selectFrom('outbox').select(['entity_id', 'connector']).orderBy('id').execute();
+  const outbox = () => db.selectFrom('outbox').select(['entity_id', 'connector']).orderBy('id').execute();
 
   it('should capture inserts, updates of watched fields only, and deletes', async () => {
     const installed = await installCapture(engine.runtime, { integration, connector: 'contact', fields: ['email', 'phone'] });
@@ -79,7 +78,12 @@ describe('change capture triggers', () => {
     try {
       await sql`update contacts set phone = 'exported first' where id = 3`.execute(database.app);
       const state = await waitFor('contact 3 exported', () =>
-        db.selectFrom('sync_state').selectAll().where('entity_id', '=', '3').where('integration_id', '=', demo.integration.id).executeTakeFirst(),
+        db
+          .selectFrom('sync_state')
+          .selectAll()
+          .where('entity_id', '=', '3')
+          .where('integration_id', '=', demo.integration.id)
+          .executeTakeFirst(),
       );
       const remoteId = state.remote_id as string;
       expect((await demo.crm.get(remoteId))?.phone).toBe('exported first');

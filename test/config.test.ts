@@ -103,7 +103,10 @@ describe('the config file', () => {
   ])('should name the file and the problem for %s, before connecting', async (name, files, message) => {
     const folder = await app(name.replace(/\W+/g, '-'), files);
     const run = await runCli(['worker'], folder);
-    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 1, stderr: expect.stringContaining(path.join(folder, 'tidesync.config.ts')) });
+    expect({ code: run.code, stderr: run.stderr }).toEqual({
+      code: 1,
+      stderr: expect.stringContaining(path.join(folder, 'tidesync.config.ts')),
+    });
     expect(run.stderr).toContain(message);
     expect(run.stderr).not.toMatch(/ECONNREFUSED|cannot connect/);
   });

@@ -11,7 +11,9 @@ describe('long-lived entity workflows', () => {
     const engine = await startTestEngine(database);
     const demo = await setupDemo({ db: database.app, client: engine.client, contacts: 3, integrationName: uniqueName('demo') });
     try {
-      await engine.client.waitForExport(await engine.client.scheduleExport({ integration: demo.integration.name, connector: 'contact', id: 1 }));
+      await engine.client.waitForExport(
+        await engine.client.scheduleExport({ integration: demo.integration.name, connector: 'contact', id: 1 }),
+      );
       // Pass 1's write is slow; a change committed meanwhile needs a second pass, beyond the limit of 1.
       await sql`update contacts set phone = 'first' where id = 1`.execute(database.app);
       demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'PATCH' });

@@ -71,14 +71,27 @@ describe('the demo, end to end through the CLI', () => {
     const worker = spawn(process.execPath, [path.join(root, 'bin/tidesync.js'), 'worker'], { cwd: root, env });
     try {
       const set = await runCli(
-        ['integration', 'set', INTEGRATION, '--type', 'demo', '--transport', JSON.stringify({ baseUrl: remote.url }), '--secret-ref', `env:${DEMO_TOKEN_ENV}`],
+        [
+          'integration',
+          'set',
+          INTEGRATION,
+          '--type',
+          'demo',
+          '--transport',
+          JSON.stringify({ baseUrl: remote.url }),
+          '--secret-ref',
+          `env:${DEMO_TOKEN_ENV}`,
+        ],
         env,
       );
       expect(set.code).toBe(0);
       await sql`update contacts set company = 'Renamed Ltd' where id = 3`.execute(database.app);
 
       const exported = await runCli(['export', INTEGRATION, 'contact', '3', '999', '--json'], env);
-      const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = exported.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines).toEqual([
         expect.objectContaining({ id: '3', status: 'completed', written: 1 }),
         expect.objectContaining({ id: '999', status: 'completed', written: 0, skipped: 1, detail: 'export_contact: entity 999 not found' }),
@@ -100,7 +113,10 @@ describe('the demo, end to end through the CLI', () => {
       expect(table.stdout).toMatch(new RegExp(`demo_contact_export\\s+${INTEGRATION}\\s+contact\\s+3\\s+completed`));
 
       // Capture triggers + the relay inside `tidesync worker`: a plain UPDATE reaches the remote.
-      const capture = await runCli(['capture', 'install', '--integration', INTEGRATION, '--connector', 'contact', '--fields', 'phone'], env);
+      const capture = await runCli(
+        ['capture', 'install', '--integration', INTEGRATION, '--connector', 'contact', '--fields', 'phone'],
+        env,
+      );
       expect(capture.stdout).toMatch(/capturing public\.contacts .* updates of phone/);
       await sql`update contacts set phone = 'captured by the trigger' where id = 4`.execute(database.app);
       const remoteId4 = await database.db

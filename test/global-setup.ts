@@ -56,7 +56,10 @@ async function startPostgres(tempDir: string): Promise<EmbeddedPostgres> {
 
 async function startTemporal(cli: TemporalCli): Promise<TestWorkflowEnvironment> {
   const { TestWorkflowEnvironment } = await import('@temporalio/testing');
-  const executable = cli.kind === 'binary' ? { type: 'existing-path' as const, path: cli.path } : { type: 'cached-download' as const, downloadDir: cli.downloadDir };
+  const executable =
+    cli.kind === 'binary'
+      ? { type: 'existing-path' as const, path: cli.path }
+      : { type: 'cached-download' as const, downloadDir: cli.downloadDir };
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable,
@@ -75,7 +78,9 @@ async function startTemporal(cli: TemporalCli): Promise<TestWorkflowEnvironment>
 
 /** Bundles the workflows once for every test worker; skipped until `src/workflows/index.ts` exists. */
 async function bundleWorkflows(tempDir: string): Promise<string | undefined> {
-  const workflowsPath = ['index.ts', 'index.js'].map((file) => path.resolve(__dirname, '../src/workflows', file)).find((file) => existsSync(file));
+  const workflowsPath = ['index.ts', 'index.js']
+    .map((file) => path.resolve(__dirname, '../src/workflows', file))
+    .find((file) => existsSync(file));
   if (!workflowsPath) return undefined;
   const { bundleWorkflowCode, DefaultLogger } = await import('@temporalio/worker');
   const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
@@ -116,7 +121,8 @@ export default async function globalSetup(): Promise<void> {
   process.env.TIDESYNC_TEST_SETUP = '1';
 
   const pg = postgres.status === 'fulfilled' && postgres.value ? `postgres ${postgres.value.seconds} (embedded)` : 'postgres: DATABASE_URL';
-  const tp = temporal.status === 'fulfilled' && temporal.value ? `temporal ${temporal.value.seconds} (dev server)` : 'temporal: TEMPORAL_ADDRESS';
+  const tp =
+    temporal.status === 'fulfilled' && temporal.value ? `temporal ${temporal.value.seconds} (dev server)` : 'temporal: TEMPORAL_ADDRESS';
   const wf = bundle.status === 'fulfilled' && bundlePath ? `workflow bundle ${bundle.value.seconds}` : 'no workflows to bundle yet';
   console.log(`\ntidesync test stack: ${pg}, ${tp}, ${wf}`);
 }

@@ -50,7 +50,11 @@ describe('job definitions', () => {
   });
 
   it.each([
-    ['a missing writer', GOOD.replace('        writer: shop.order_writer\n        parameters', '        parameters'), 'jobs.shop_order_export.steps.push_order.writer'],
+    [
+      'a missing writer',
+      GOOD.replace('        writer: shop.order_writer\n        parameters', '        parameters'),
+      'jobs.shop_order_export.steps.push_order.writer',
+    ],
     ['a wrong type', GOOD.replace('type: export', 'type: import'), 'jobs.shop_order_export.type'],
     ['an unknown field', GOOD.replace('title: Export orders', 'title: Export orders\n    retries: 3'), 'jobs.shop_order_export'],
     ['a bad job name', GOOD.replace('shop_order_export:', 'Shop-Order:'), 'jobs.Shop-Order'],
@@ -115,7 +119,7 @@ describe('job definitions', () => {
     [
       'services both nested and flat',
       ORO.replace('             services:', '             reader: entity.by_id\n             services:'),
-      "example_export.steps.export_entity_1.services: name the services once, either under services or as reader, processor and writer on the step, not both (also on the step: reader)",
+      'example_export.steps.export_entity_1.services: name the services once, either under services or as reader, processor and writer on the step, not both (also on the step: reader)',
     ],
     [
       'no services at all',
@@ -133,9 +137,21 @@ describe('job definitions', () => {
       GOOD.replace('        writer: shop.order_writer\n        parameters: { table', '        parameters: { table'),
       'jobs.shop_order_export.steps.push_order.writer: required: a step that names its services on the step needs reader, processor and writer (it names reader and processor)',
     ],
-    ['an unknown nested service role', ORO.replace('reader: ', 'loader: '), 'example_export.steps.export_entity_1.services: Unrecognized key: "loader"'],
-    ['parameters that are not a mapping', ORO.replace('parameters: ~', 'parameters: [a]'), 'example_export.steps.export_entity_1.parameters: '],
-    ['a file that is not a mapping', '- example_export\n', '(root): a job file is a mapping: jobs: { <job>: ... }, <job>: ... at the top level, or connector: { name, jobs: { <job>: ... } }'],
+    [
+      'an unknown nested service role',
+      ORO.replace('reader: ', 'loader: '),
+      'example_export.steps.export_entity_1.services: Unrecognized key: "loader"',
+    ],
+    [
+      'parameters that are not a mapping',
+      ORO.replace('parameters: ~', 'parameters: [a]'),
+      'example_export.steps.export_entity_1.parameters: ',
+    ],
+    [
+      'a file that is not a mapping',
+      '- example_export\n',
+      '(root): a job file is a mapping: jobs: { <job>: ... }, <job>: ... at the top level, or connector: { name, jobs: { <job>: ... } }',
+    ],
     ['a bare job beside the jobs wrapper', `${GOOD}${ORO.replace(/^ /gm, '')}`, '(root): Unrecognized key: "example_export"'],
     ['a connector without jobs', 'connector:\n  name: Shop\n', 'connector.jobs: '],
   ])('should reject %s naming the file, the field path and the problem', (_case, text, message) => {
@@ -163,7 +179,8 @@ describe('job definitions', () => {
 });
 
 describe("connectors' entities as the entity.by_id reader's default parameters", () => {
-  const jobs = () => new Map(parseJobFile(`${ORO}${ORO.replace(/example_export/g, 'other_export')}`, 'batch_job.yml').map((j) => [j.name, j]));
+  const jobs = () =>
+    new Map(parseJobFile(`${ORO}${ORO.replace(/example_export/g, 'other_export')}`, 'batch_job.yml').map((j) => [j.name, j]));
   const connector = (name: string, job: string, entity?: Connector['entity']): Connector => ({
     integrationType: 'shop',
     name,
@@ -181,7 +198,10 @@ describe("connectors' entities as the entity.by_id reader's default parameters",
   });
 
   it('should let the parameters a step sets win, and leave a step that reads another table alone', () => {
-    const partial = parseJobFile(GOOD.replace('parameters: { table: contacts, identifier: id }', 'parameters: { columns: [id] }'), 'shop.yaml');
+    const partial = parseJobFile(
+      GOOD.replace('parameters: { table: contacts, identifier: id }', 'parameters: { columns: [id] }'),
+      'shop.yaml',
+    );
     const after = applyConnectorEntities(new Map(partial.map((j) => [j.name, j])), [
       connector('order', 'shop_order_export', { schema: 'shop', table: 'contacts', identifier: 'id', columns: ['id', 'email', 'phone'] }),
     ]);
@@ -193,8 +213,15 @@ describe("connectors' entities as the entity.by_id reader's default parameters",
     const sameTable = applyConnectorEntities(new Map(partial.map((j) => [j.name, j])), [
       connector('order', 'shop_order_export', { table: 'contacts', identifier: ['id'], columns: ['id', 'email', 'phone'] }),
     ]);
-    expect(sameTable.get('shop_order_export')?.steps[1]?.parameters).toEqual({ table: 'contacts', identifier: ['id'], columns: ['id', 'email'] });
-    const onlyTable = parseJobFile(GOOD.replace('parameters: { table: contacts, identifier: id }', 'parameters: { table: contacts }'), 'shop.yaml');
+    expect(sameTable.get('shop_order_export')?.steps[1]?.parameters).toEqual({
+      table: 'contacts',
+      identifier: ['id'],
+      columns: ['id', 'email'],
+    });
+    const onlyTable = parseJobFile(
+      GOOD.replace('parameters: { table: contacts, identifier: id }', 'parameters: { table: contacts }'),
+      'shop.yaml',
+    );
     const filled = applyConnectorEntities(new Map(onlyTable.map((j) => [j.name, j])), [
       connector('order', 'shop_order_export', { schema: 'public', table: 'contacts', identifier: 'id' }),
     ]);
@@ -208,9 +235,15 @@ describe("connectors' entities as the entity.by_id reader's default parameters",
   });
 
   it('should accept two connectors of one job that name the same entity, and refuse different ones', () => {
-    const same = [connector('a', 'example_export', { table: 'orders', identifier: 'id' }), connector('b', 'example_export', { schema: 'public', table: 'orders', identifier: ['id'] })];
+    const same = [
+      connector('a', 'example_export', { table: 'orders', identifier: 'id' }),
+      connector('b', 'example_export', { schema: 'public', table: 'orders', identifier: ['id'] }),
+    ];
     expect(applyConnectorEntities(jobs(), same).get('example_export')?.steps[0]?.parameters).toEqual({ table: 'orders', identifier: 'id' });
-    const different = [connector('a', 'example_export', { table: 'orders', identifier: 'id' }), connector('b', 'example_export', { table: 'invoices', identifier: 'id' })];
+    const different = [
+      connector('a', 'example_export', { table: 'orders', identifier: 'id' }),
+      connector('b', 'example_export', { table: 'invoices', identifier: 'id' }),
+    ];
     expect(() => applyConnectorEntities(jobs(), different)).toThrow(ConfigurationError);
     expect(() => applyConnectorEntities(jobs(), different)).toThrow(
       "connectors 'shop/a' and 'shop/b' both export with job 'example_export' but name different entities " +
@@ -262,7 +295,7 @@ describe('job preparation against services and the catalog', () => {
     await expect(prepareJobs(noColumn, registry())).rejects.toThrow(/column 'tenant' does not exist in table 'public\.contacts'/);
   });
 
-  it("should run write_back with the entity.by_id reader under its Oro name, and refuse it with another reader", async () => {
+  it('should run write_back with the entity.by_id reader under its Oro name, and refuse it with another reader', async () => {
     const services = registry();
     services.register('reader', ORO_ENTITY_BY_ID_READER, services.get('reader', 'entity.by_id'));
     services.register('reader', 'shop.order_reader', { prepare: async () => undefined, read: async () => ({ found: [], missing: [] }) });
@@ -288,12 +321,25 @@ describe('job preparation against services and the catalog', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'tidesync-jobs-'));
     await writeFile(path.join(dir, 'batch_job.yml'), ORO);
     const register = (entity?: Connector['entity']) => (connectors: ConnectorRegistry, services: ServiceRegistry) => {
-      connectors.register({ integrationType: 'shop', name: 'contact', getExportJobName: () => 'example_export', ...(entity ? { entity } : {}) });
+      connectors.register({
+        integrationType: 'shop',
+        name: 'contact',
+        getExportJobName: () => 'example_export',
+        ...(entity ? { entity } : {}),
+      });
       services.register('processor', 'YOUR_PROCESSOR', { process: () => ({ kind: 'skip', reason: 'x' }) });
       services.register('writer', 'YOUR_REVERSE_WRITER', { write: async () => ({ remoteId: '1', remoteVersion: null }) });
     };
-    const runtime = await createRuntime({ databases: database.databases, jobs: [dir], register: register({ table: 'contacts', identifier: 'id', columns: ['id', 'email'] }) });
-    expect(getJob(runtime, 'example_export').steps[0]?.parameters).toEqual({ table: 'contacts', identifier: 'id', columns: ['id', 'email'] });
+    const runtime = await createRuntime({
+      databases: database.databases,
+      jobs: [dir],
+      register: register({ table: 'contacts', identifier: 'id', columns: ['id', 'email'] }),
+    });
+    expect(getJob(runtime, 'example_export').steps[0]?.parameters).toEqual({
+      table: 'contacts',
+      identifier: 'id',
+      columns: ['id', 'email'],
+    });
     await expect(createRuntime({ databases: database.databases, jobs: [dir], register: register() })).rejects.toThrow(
       `${path.join(dir, 'batch_job.yml')}: jobs.example_export.steps.export_entity_1.parameters: entity.by_id table: ` +
         'Invalid input: expected string, received undefined (set it in the step, or as the entity of the connector that exports with this job)',
@@ -305,8 +351,7 @@ describe('job preparation against services and the catalog', () => {
     await expect(
       buildRegistries({
         jobs: [dir],
-        register: (connectors) =>
-          connectors.register({ integrationType: 'shop', name: 'order', getExportJobName: () => 'shop_nope' }),
+        register: (connectors) => connectors.register({ integrationType: 'shop', name: 'order', getExportJobName: () => 'shop_nope' }),
       }),
     ).rejects.toThrow("connector 'shop/order' names export job 'shop_nope', which no job definition declares");
   });

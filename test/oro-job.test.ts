@@ -25,7 +25,10 @@ describe("Oro's example export job, run through Temporal", () => {
 
   /** YOUR_PROCESSOR: prepares the changeset the remote expects from a local row. */
   const processor: Processor = {
-    process: (row) => ({ kind: 'changeset', data: { sku: `W-${String(row['id'])}`, label: String(row['name']).toUpperCase(), cents: row['price_cents'] } }),
+    process: (row) => ({
+      kind: 'changeset',
+      data: { sku: `W-${String(row['id'])}`, label: String(row['name']).toUpperCase(), cents: row['price_cents'] },
+    }),
   };
 
   /** YOUR_REVERSE_WRITER: pushes to the in-memory remote, which honours idempotency keys. */
@@ -125,7 +128,12 @@ describe("Oro's example export job, run through Temporal", () => {
     expect(changed.outcome).toMatchObject({ ok: true, written: [{ key: '1', operation: 'update' }] });
     const state = await syncState(1);
     expect(remote.slice(before)).toEqual([
-      { remoteId: state?.remote_id, operation: 'update', idempotencyKey: expect.any(String), data: { sku: 'W-1', label: 'SPROCKET', cents: 275 } },
+      {
+        remoteId: state?.remote_id,
+        operation: 'update',
+        idempotencyKey: expect.any(String),
+        data: { sku: 'W-1', label: 'SPROCKET', cents: 275 },
+      },
     ]);
     expect(state?.snapshot).toEqual({ sku: 'W-1', label: 'SPROCKET', cents: 275 });
   });

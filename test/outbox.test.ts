@@ -41,7 +41,12 @@ describe('transactional outbox and relay', () => {
     )?.remote_id;
 
   const outboxRows = (id: number) =>
-    db.selectFrom('outbox').selectAll().where('integration', '=', integration).where(sql<boolean>`entity_id = to_jsonb(${id}::int)`).execute();
+    db
+      .selectFrom('outbox')
+      .selectAll()
+      .where('integration', '=', integration)
+      .where(sql<boolean>`entity_id = to_jsonb(${id}::int)`)
+      .execute();
 
   it('should export nothing for a rolled-back transaction and export a committed one', async () => {
     await expect(
@@ -87,12 +92,24 @@ describe('transactional outbox and relay', () => {
     const [five, six] = await Promise.all([5, 6].map((id) => waitFor(`contact ${id} on the remote`, () => remoteIdOf(id))));
     expect([(await demo.crm.get(five as string))?.phone, (await demo.crm.get(six as string))?.phone]).toEqual(['via pg', 'via sql']);
     // Only the committed transaction left rows, and the SQL route exported under the plain key 6.
-    expect((await outboxRows(5)).length + (await db.selectFrom('outbox').selectAll().where(sql<boolean>`entity_id = '{"id": 6}'::jsonb`).execute()).length).toBe(2);
+    expect(
+      (await outboxRows(5)).length +
+        (
+          await db
+            .selectFrom('outbox')
+            .selectAll()
+            .where(sql<boolean>`entity_id = '{"id": 6}'::jsonb`)
+            .execute()
+        ).length,
+    ).toBe(2);
     expect(await engine.client.recentExecutions({ limit: 50, integration })).toEqual(
       expect.arrayContaining([expect.objectContaining({ workflow_id: `export/${integration}/contact/6` })]),
     );
     // Later tests cast entity ids to integers.
-    await db.deleteFrom('outbox').where(sql<boolean>`jsonb_typeof(entity_id) = 'object'`).execute();
+    await db
+      .deleteFrom('outbox')
+      .where(sql<boolean>`jsonb_typeof(entity_id) = 'object'`)
+      .execute();
   });
 
   it.each([
@@ -105,9 +122,9 @@ describe('transactional outbox and relay', () => {
   ])('should refuse %s naming the bad value, and insert nothing', async (query, message) => {
     const before = await db.selectFrom('outbox').select(db.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
     await expect(sql.raw(query).execute(database.app)).rejects.toThrow(message);
-    await expect(enqueueExport({ query: async () => undefined } as never, { integration: 'demo', connector: 'contact', id: true as never })).rejects.toThrow(
-      'entity id true is not valid',
-    );
+    await expect(
+      enqueueExport({ query: async () => undefined } as never, { integration: 'demo', connector: 'contact', id: true as never }),
+    ).rejects.toThrow('entity id true is not valid');
     const after = await db.selectFrom('outbox').select(db.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
     expect(after.n).toBe(before.n);
   });
@@ -157,10 +174,18 @@ describe('transactional outbox and relay', () => {
         await db.transaction().execute((trx) => enqueueExport(trx, { integration, connector: 'contact', id }));
       }
       await waitFor('15 rows dispatched', async () => {
-        const rows = await db.selectFrom('outbox').select('status').where(sql<boolean>`(entity_id)::int between 21 and 35`).execute();
+        const rows = await db
+          .selectFrom('outbox')
+          .select('status')
+          .where(sql<boolean>`(entity_id)::int between 21 and 35`)
+          .execute();
         return rows.length === 15 && rows.every((r) => r.status === 'dispatched');
       });
-      const rows = await db.selectFrom('outbox').select(['attempts']).where(sql<boolean>`(entity_id)::int between 21 and 35`).execute();
+      const rows = await db
+        .selectFrom('outbox')
+        .select(['attempts'])
+        .where(sql<boolean>`(entity_id)::int between 21 and 35`)
+        .execute();
       expect(rows.map((r) => r.attempts)).toEqual(Array(15).fill(1));
       await waitForIdle(ids);
       const writes = demo.remote.stats().writesByContact;
@@ -179,8 +204,14 @@ describe('transactional outbox and relay', () => {
     await waitForIdle([37]);
     const writes = demo.remote.stats().writes;
     // As if the relay had crashed after signalling Temporal but before marking the row.
-    await db.updateTable('outbox').set({ status: 'pending' }).where(sql<boolean>`entity_id = to_jsonb(37)`).execute();
-    await waitFor('the row dispatched again', async () => (await outboxRows(37)).every((r) => r.status === 'dispatched' && r.attempts === 2));
+    await db
+      .updateTable('outbox')
+      .set({ status: 'pending' })
+      .where(sql<boolean>`entity_id = to_jsonb(37)`)
+      .execute();
+    await waitFor('the row dispatched again', async () =>
+      (await outboxRows(37)).every((r) => r.status === 'dispatched' && r.attempts === 2),
+    );
     await waitForIdle([37]);
     expect(demo.remote.stats().writes).toBe(writes);
     expect((await compareRemoteWithLocal(demo, database.app, engine.client, [37])).matches).toBe(true);
@@ -221,9 +252,9 @@ describe('transactional outbox and relay', () => {
     await expect(
       db.transaction().execute((trx) => enqueueExport(trx, { integration, connector: 'contact', id: { tenant: null } as never })),
     ).rejects.toThrow('entity id {"tenant":null} is not valid');
-    await expect(
-      db.transaction().execute((trx) => enqueueExport(trx, { integration: '', connector: 'contact', id: 1 })),
-    ).rejects.toThrow('integration "" is not valid: expected a non-empty string');
+    await expect(db.transaction().execute((trx) => enqueueExport(trx, { integration: '', connector: 'contact', id: 1 }))).rejects.toThrow(
+      'integration "" is not valid: expected a non-empty string',
+    );
   });
 
   /** Waits until no export workflow of these entities is running. */

@@ -53,9 +53,7 @@ describe('entity.by_id reader', () => {
 
   it('should reject a single value for a composite identifier and an incomplete composite id', async () => {
     await expect(reader.read(['north'], composite)).rejects.toThrow(/composite identifier \(warehouse, sku\)/);
-    await expect(reader.read([{ warehouse: 'north' }], composite)).rejects.toThrow(
-      /has no value for identifier column 'sku'/,
-    );
+    await expect(reader.read([{ warehouse: 'north' }], composite)).rejects.toThrow(/has no value for identifier column 'sku'/);
   });
 
   it('should reject table and column names that are not in the catalog', async () => {

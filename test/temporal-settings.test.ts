@@ -53,7 +53,10 @@ describe('resolveTemporalSettings', () => {
     const settings = await resolveTemporalSettings({ configFile, address: 'settings.example:7233' }, {});
     expect(settings).toMatchObject({ address: 'settings.example:7233', namespace: 'from-default-profile' });
 
-    const env = await resolveTemporalSettings({ configFile, address: 'settings.example:7233', namespace: 'from-settings' }, { TEMPORAL_ADDRESS: 'env.example:7233' });
+    const env = await resolveTemporalSettings(
+      { configFile, address: 'settings.example:7233', namespace: 'from-settings' },
+      { TEMPORAL_ADDRESS: 'env.example:7233' },
+    );
     expect(env).toMatchObject({ address: 'env.example:7233', namespace: 'from-settings' });
     expect(env?.connectionOptions.address).toBe('env.example:7233');
   });
@@ -83,7 +86,10 @@ describe('resolveTemporalSettings', () => {
   });
 
   it('should read TLS files and let TEMPORAL_TLS turn TLS off', async () => {
-    const secure = await resolveTemporalSettings({ address: 'a:1', tls: { serverCaCertFile: caFile, serverName: 'temporal.internal' } }, {});
+    const secure = await resolveTemporalSettings(
+      { address: 'a:1', tls: { serverCaCertFile: caFile, serverName: 'temporal.internal' } },
+      {},
+    );
     expect(secure?.secure).toBe(true);
     expect(secure?.connectionOptions.tls).toMatchObject({ serverNameOverride: 'temporal.internal' });
     const tls = secure?.connectionOptions.tls;
@@ -94,10 +100,25 @@ describe('resolveTemporalSettings', () => {
   });
 
   it.each([
-    ['a CA file from settings', { address: 'a:1', tls: { serverCaCertFile: '/nonexistent/ca.pem' } }, {}, "tls.serverCaCertFile: file '/nonexistent/ca.pem' does not exist"],
-    ['a CA file from the environment', { address: 'a:1' }, { TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/nonexistent/ca.pem' }, "TEMPORAL_TLS_SERVER_CA_CERT_PATH: file '/nonexistent/ca.pem' does not exist"],
+    [
+      'a CA file from settings',
+      { address: 'a:1', tls: { serverCaCertFile: '/nonexistent/ca.pem' } },
+      {},
+      "tls.serverCaCertFile: file '/nonexistent/ca.pem' does not exist",
+    ],
+    [
+      'a CA file from the environment',
+      { address: 'a:1' },
+      { TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/nonexistent/ca.pem' },
+      "TEMPORAL_TLS_SERVER_CA_CERT_PATH: file '/nonexistent/ca.pem' does not exist",
+    ],
     ['a config file', { configFile: '/nonexistent/temporal.toml' }, {}, "configFile: file '/nonexistent/temporal.toml' does not exist"],
-    ['a client key', { address: 'a:1', tls: { clientKeyFile: '/nonexistent/key.pem' } }, {}, "tls.clientKeyFile: file '/nonexistent/key.pem' does not exist"],
+    [
+      'a client key',
+      { address: 'a:1', tls: { clientKeyFile: '/nonexistent/key.pem' } },
+      {},
+      "tls.clientKeyFile: file '/nonexistent/key.pem' does not exist",
+    ],
   ])('should refuse %s that does not exist, naming the field and the path', async (_case, settings, env, message) => {
     const pending = resolveTemporalSettings(settings, env);
     await expect(pending).rejects.toThrow(ConfigurationError);
@@ -114,7 +135,9 @@ describe('resolveTemporalSettings', () => {
     await expect(resolveTemporalSettings({ configFile, profile: 'prod' }, {})).rejects.toThrow(
       `temporal config file '${configFile}' profile 'prod': Profile 'prod' not found in config data`,
     );
-    await expect(resolveTemporalSettings({ address: 'a:1', tlsCaFile: 'x' } as never, {})).rejects.toThrow(/^temporal settings: \(root\): Unrecognized key: "tlsCaFile"/);
+    await expect(resolveTemporalSettings({ address: 'a:1', tlsCaFile: 'x' } as never, {})).rejects.toThrow(
+      /^temporal settings: \(root\): Unrecognized key: "tlsCaFile"/,
+    );
     await expect(resolveTemporalSettings({ address: 'a:1', apiKey: 'k', apiKeyRef: 'env:K' }, {})).rejects.toThrow(
       'temporal settings: apiKeyRef: give apiKey or apiKeyRef, not both',
     );

@@ -77,7 +77,11 @@ describe('exports over TLS and mutual TLS', () => {
     return {
       address: proxy.address,
       // The certificate names localhost; the address is an IP: serverName bridges the two.
-      tls: { serverName: 'localhost', serverCaCertFile: proxy.caFile, ...(mutual ? { clientCertFile: proxy.clientCertFile, clientKeyFile: proxy.clientKeyFile } : {}) },
+      tls: {
+        serverName: 'localhost',
+        serverCaCertFile: proxy.caFile,
+        ...(mutual ? { clientCertFile: proxy.clientCertFile, clientKeyFile: proxy.clientKeyFile } : {}),
+      },
     };
   }
 
@@ -98,7 +102,8 @@ describe('exports over TLS and mutual TLS', () => {
   ] as const)('should export a row through the %s proxy with %s', async (_kind, _source, mutual, from) => {
     const proxy = mutual ? mtlsProxy : tlsProxy;
     // An empty env for the settings case: the test run's own TEMPORAL_ADDRESS must not win.
-    const temporal = from === 'settings' ? await resolved(settingsFor(proxy, mutual), {}) : await resolved(undefined, envFor(proxy, mutual));
+    const temporal =
+      from === 'settings' ? await resolved(settingsFor(proxy, mutual), {}) : await resolved(undefined, envFor(proxy, mutual));
     expect(temporal).toMatchObject({ address: proxy.address, namespace: 'default', secure: true });
 
     // Stands in for the remote system.
@@ -142,20 +147,30 @@ describe('exports over TLS and mutual TLS', () => {
     const QUICK_MS = 3_000;
 
     it('should refuse a server whose certificate another CA signed', async () => {
-      const temporal = await resolved({ address: tlsProxy.address, tls: { serverName: 'localhost', serverCaCertFile: tlsProxy.wrongCaFile } }, {});
+      const temporal = await resolved(
+        { address: tlsProxy.address, tls: { serverName: 'localhost', serverCaCertFile: tlsProxy.wrongCaFile } },
+        {},
+      );
       for (const connect of [connectWorkerConnection, connectClientConnection]) {
         const { error, ms } = await failure(connect(temporal));
         expect(error).toBeInstanceOf(ConfigurationError);
-        expect(error.message).toContain(`cannot connect to temporal at '${tlsProxy.address}' (TLS): the server's certificate is not signed by the configured CA`);
+        expect(error.message).toContain(
+          `cannot connect to temporal at '${tlsProxy.address}' (TLS): the server's certificate is not signed by the configured CA`,
+        );
         expect(ms).toBeLessThan(QUICK_MS);
       }
     });
 
     it('should say that the server requires a client certificate', async () => {
-      const temporal = await resolved({ address: mtlsProxy.address, tls: { serverName: 'localhost', serverCaCertFile: mtlsProxy.caFile } }, {});
+      const temporal = await resolved(
+        { address: mtlsProxy.address, tls: { serverName: 'localhost', serverCaCertFile: mtlsProxy.caFile } },
+        {},
+      );
       for (const connect of [connectWorkerConnection, connectClientConnection]) {
         const { error, ms } = await failure(connect(temporal));
-        expect(error.message).toContain(`cannot connect to temporal at '${mtlsProxy.address}' (TLS): the server requires a client certificate (mutual TLS)`);
+        expect(error.message).toContain(
+          `cannot connect to temporal at '${mtlsProxy.address}' (TLS): the server requires a client certificate (mutual TLS)`,
+        );
         expect(ms).toBeLessThan(QUICK_MS);
       }
     });
@@ -165,7 +180,13 @@ describe('exports over TLS and mutual TLS', () => {
       await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
       const address = `127.0.0.1:${(closed.address() as net.AddressInfo).port}`;
       await new Promise((resolve) => closed.close(resolve));
-      const temporal = await resolved({ address, tls: { serverCaCertFile: tlsProxy.caFile, clientCertFile: tlsProxy.clientCertFile, clientKeyFile: tlsProxy.clientKeyFile } }, {});
+      const temporal = await resolved(
+        {
+          address,
+          tls: { serverCaCertFile: tlsProxy.caFile, clientCertFile: tlsProxy.clientCertFile, clientKeyFile: tlsProxy.clientKeyFile },
+        },
+        {},
+      );
       for (const connect of [connectWorkerConnection, connectClientConnection]) {
         const { error, ms } = await failure(connect(temporal));
         expect(error.message).toContain(`cannot connect to temporal at '${address}' (mTLS): nothing listens at that address`);

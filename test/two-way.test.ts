@@ -96,7 +96,11 @@ describe('two-way correctness against the demo CRM', () => {
       },
     });
     demo = await setupDemo({ db: database.app, client: engine.client, contacts: 30, integrationName: uniqueName('demo') });
-    for (const [kind, type] of [['crash', 'demo_crash'], ['strict', 'demo_strict'], ['racy', 'demo_racy']] as const) {
+    for (const [kind, type] of [
+      ['crash', 'demo_crash'],
+      ['strict', 'demo_strict'],
+      ['racy', 'demo_racy'],
+    ] as const) {
       integrations[kind] = await upsertIntegration(db, {
         type,
         name: uniqueName(kind),
@@ -190,11 +194,21 @@ describe('two-way correctness against the demo CRM', () => {
     const outcome = await exportContact(integrations.strict, id);
     expect((await demo.crm.get(remoteId))?.phone).toBe(expected);
     expect(outcome.conflicts).toEqual([{ key: String(id), field: 'phone', winner, rule: 'priority' }]);
-    const recorded = await db.selectFrom('conflict').selectAll().where('integration', '=', integrations.strict.name).where('entity_id', '=', String(id)).execute();
+    const recorded = await db
+      .selectFrom('conflict')
+      .selectAll()
+      .where('integration', '=', integrations.strict.name)
+      .where('entity_id', '=', String(id))
+      .execute();
     expect(recorded).toEqual([
       expect.objectContaining({ field: 'phone', local_value: 'edited locally', remote_value: 'edited remotely', winner, rule: 'priority' }),
     ]);
-    const execution = await db.selectFrom('job_execution').select('conflicts').where('workflow_id', '=', `export/${integrations.strict.name}/contact/${id}`).orderBy('id', 'desc').executeTakeFirstOrThrow();
+    const execution = await db
+      .selectFrom('job_execution')
+      .select('conflicts')
+      .where('workflow_id', '=', `export/${integrations.strict.name}/contact/${id}`)
+      .orderBy('id', 'desc')
+      .executeTakeFirstOrThrow();
     expect(execution.conflicts).toEqual([{ key: String(id), field: 'phone', winner, rule: 'priority' }]);
   });
 

@@ -63,7 +63,7 @@ describe('type-aware value comparison', () => {
     fc.assert(
       fc.property(value, fc.integer(), (v, seed) => {
         let state = seed;
-        const rnd = () => ((state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+        const rnd = () => (state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
         expect(equalValues(v, reencode(v, rnd))).toBe(true);
         expect(equalValues(reencode(v, rnd), v)).toBe(true);
       }),
@@ -123,7 +123,14 @@ describe('three-way merge', () => {
     const ruled = mergeRecord(base, local, remote, 'local', { email: 'remote' });
     expect(ruled.toSend).toEqual({ phone: 'local' });
     expect(ruled.conflicts).toEqual([
-      { field: 'email', base: 'ada@example.com', local: 'local@example.com', remote: 'remote@example.com', winner: 'remote', rule: 'field_rule' },
+      {
+        field: 'email',
+        base: 'ada@example.com',
+        local: 'local@example.com',
+        remote: 'remote@example.com',
+        winner: 'remote',
+        rule: 'field_rule',
+      },
       { field: 'phone', base: '1', local: 'local', remote: 'remote', winner: 'local', rule: 'priority' },
     ]);
   });

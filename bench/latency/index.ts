@@ -66,7 +66,14 @@ export async function runLatencyBench(log: (line: string) => void): Promise<Late
 
     const integration = env.integration;
     const states = new Map((await env.client.syncStates({ integration: integration.name, connector: CONNECTOR })).map((s) => [s.key, s]));
-    const pipeline = new DirectPipeline({ runtime: env.runtime, integration, connector: CONNECTOR, states, concurrency: DIRECT_CONCURRENCY, log });
+    const pipeline = new DirectPipeline({
+      runtime: env.runtime,
+      integration,
+      connector: CONNECTOR,
+      states,
+      concurrency: DIRECT_CONCURRENCY,
+      log,
+    });
     pipeline.start();
     cleanups.add('stop the direct pipeline', () => pipeline.stop());
     const direct = await runPhase({
@@ -117,7 +124,8 @@ async function exportAll(env: BenchEnvironment, log: (line: string) => void): Pr
   const scheduled = await env.client.scheduleExports({ integration: INTEGRATION, connector: CONNECTOR, ids });
   const outcomes = await Promise.all(scheduled.map((s) => env.client.waitForExport(s)));
   const failed = outcomes.filter((o) => !o.ok);
-  if (failed.length > 0) throw new Error(`initial export failed for ${failed.length} contacts: ${failed[0]?.ok === false ? failed[0].error : ''}`);
+  if (failed.length > 0)
+    throw new Error(`initial export failed for ${failed.length} contacts: ${failed[0]?.ok === false ? failed[0].error : ''}`);
   const states = await env.client.syncStates({ integration: env.integration.name, connector: CONNECTOR });
   const remoteIds = new Map(states.flatMap((s) => (s.remoteId ? [[Number(s.key), s.remoteId] as const] : [])));
   if (remoteIds.size !== ids.length) throw new Error(`initial export left ${ids.length - remoteIds.size} contacts without a remote id`);

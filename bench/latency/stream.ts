@@ -28,7 +28,7 @@ export async function runAtFixedRate(rate: number, durationMs: number, fire: (i:
   const start = performance.now();
   const inFlight = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
-  for (let i = 0; i < total; ) {
+  for (let i = 0; i < total;) {
     // Catch up after a late timer: everything already due goes out now, not one per tick.
     while (i < total && start + i * intervalMs <= performance.now()) {
       const call = fire(i)

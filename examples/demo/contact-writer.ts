@@ -53,9 +53,7 @@ export class DemoContactWriter implements Writer {
     const transport = transportSchema.safeParse(context.integration.transport);
     if (!transport.success) {
       const issue = transport.error.issues[0];
-      throw new ConfigurationError(
-        `integration '${context.integration.name}' transport.${issue?.path.join('.')}: ${issue?.message}`,
-      );
+      throw new ConfigurationError(`integration '${context.integration.name}' transport.${issue?.path.join('.')}: ${issue?.message}`);
     }
     if (!context.secret) throw new ConfigurationError(`integration '${context.integration.name}' has no secret reference`);
     return new DemoCrmClient({

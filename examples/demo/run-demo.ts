@@ -118,7 +118,9 @@ export async function runDemo(context: DevContext): Promise<DevResult & { summar
         `remote ${summary.remoteMatchesLocal ? 'matches' : 'DOES NOT match'} local`,
     );
     if (context.uiUrl) {
-      say(`inspect the runs: ${context.uiUrl}/namespaces/${tidesync.servers.temporal.namespace}/workflows?query=${encodeURIComponent(`TidesyncIntegration="${demo.integration.name}"`)}`);
+      say(
+        `inspect the runs: ${context.uiUrl}/namespaces/${tidesync.servers.temporal.namespace}/workflows?query=${encodeURIComponent(`TidesyncIntegration="${demo.integration.name}"`)}`,
+      );
     }
     say(
       'export more with `npx tidesync export demo contact <id>`, or capture changes with ' +

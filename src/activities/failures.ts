@@ -3,14 +3,7 @@
  * is final. Activities throw only through `toActivityFailure`.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import {
-  ConfigurationError,
-  PermanentRemoteError,
-  RateLimitedError,
-  TidesyncError,
-  TransientRemoteError,
-} from '../errors';
-
+import { ConfigurationError, PermanentRemoteError, RateLimitedError, TidesyncError, TransientRemoteError } from '../errors';
 
 /** Converts any error thrown inside an activity into the failure Temporal should see. */
 export function toActivityFailure(err: unknown): ApplicationFailure {

@@ -59,9 +59,7 @@ export function createActivities(deps: ActivityDependencies) {
      * returns the steps to run.
      */
     beginExecution: classified(
-      async (
-        input: RunRef & { workflowId: string; runId: string; iteration: number; entityKeys: string[] },
-      ): Promise<ExecutionPlan> => {
+      async (input: RunRef & { workflowId: string; runId: string; iteration: number; entityKeys: string[] }): Promise<ExecutionPlan> => {
         const integration = await getIntegration(db, input.integration);
         const expected = connectors.exportWorkflowType(integration.type, input.connector);
         const job = getJob(runtime, input.job);
@@ -108,10 +106,26 @@ export function createActivities(deps: ActivityDependencies) {
       const connector = connectors.get(integration.type, input.connector);
       const secret = integration.secretRef ? await resolveSecret(integration.secretRef) : undefined;
       const scope = { integrationId: input.integrationId, connector: input.connector };
-      const states = await loadSyncStates(db, scope, input.changes.map((c) => c.key));
+      const states = await loadSyncStates(
+        db,
+        scope,
+        input.changes.map((c) => c.key),
+      );
       const ctx = Context.current();
-      const deps = { db, scope, writer, connector, context: { integration, parameters: step.parameters, secret, signal: ctx.cancellationSignal } };
-      const output = { written: [] as WrittenRecord[], skipped: [] as Skipped[], failures: [] as RecordFailure[], conflicts: [] as RecordedConflict[], warnings: [] as string[] };
+      const deps = {
+        db,
+        scope,
+        writer,
+        connector,
+        context: { integration, parameters: step.parameters, secret, signal: ctx.cancellationSignal },
+      };
+      const output = {
+        written: [] as WrittenRecord[],
+        skipped: [] as Skipped[],
+        failures: [] as RecordFailure[],
+        conflicts: [] as RecordedConflict[],
+        warnings: [] as string[],
+      };
       for (const change of input.changes) {
         ctx.heartbeat({ key: change.key });
         try {
@@ -122,7 +136,11 @@ export function createActivities(deps: ActivityDependencies) {
           }
           if (outcome.conflicts.length > 0) {
             const run = ctx.info.workflowExecution;
-            await recordConflicts(db, { ...input, key: change.key, workflowId: run?.workflowId ?? null, runId: run?.runId ?? null }, outcome.conflicts);
+            await recordConflicts(
+              db,
+              { ...input, key: change.key, workflowId: run?.workflowId ?? null, runId: run?.runId ?? null },
+              outcome.conflicts,
+            );
             output.conflicts.push(...toRecordedConflicts(change.key, outcome.conflicts));
           }
           if (outcome.kind === 'skipped') output.skipped.push({ key: change.key, reason: outcome.reason });

@@ -62,7 +62,8 @@ export async function planChanges(
     const state = states.get(key);
     if (!state?.remoteId || state.status !== 'active') {
       // Never exported, or its removal is already recorded: nothing to do remotely.
-      if (state && state.status !== 'active') skipped.push({ key, reason: `already ${state.status === 'deleted' ? 'deleted remotely' : 'tombstoned'}` });
+      if (state && state.status !== 'active')
+        skipped.push({ key, reason: `already ${state.status === 'deleted' ? 'deleted remotely' : 'tombstoned'}` });
       else notFound.push(key);
       continue;
     }

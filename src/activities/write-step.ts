@@ -32,19 +32,24 @@ export interface WriteChangeDeps {
 }
 
 /** Writes one planned change; see the module comment. */
-export async function writeChange(
-  deps: WriteChangeDeps,
-  planned: PlannedChange,
-  state: SyncState | undefined,
-): Promise<ChangeOutcome> {
+export async function writeChange(deps: WriteChangeDeps, planned: PlannedChange, state: SyncState | undefined): Promise<ChangeOutcome> {
   const { db, scope, writer, context } = deps;
   const change: Change = { ...planned, partial: false, expectedVersion: null };
 
   if (change.operation === 'delete') {
-    if (state && state.status !== 'active') return { kind: 'written', record: { key: change.key, remoteId: change.remoteId, operation: state.status === 'deleted' ? 'delete' : 'tombstone' }, conflicts: [] };
+    if (state && state.status !== 'active')
+      return {
+        kind: 'written',
+        record: { key: change.key, remoteId: change.remoteId, operation: state.status === 'deleted' ? 'delete' : 'tombstone' },
+        conflicts: [],
+      };
     if (writer.delete) await writer.delete(change, context);
     await saveRemoved(db, scope, change.key, writer.delete ? 'deleted' : 'tombstone');
-    return { kind: 'written', record: { key: change.key, remoteId: change.remoteId, operation: writer.delete ? 'delete' : 'tombstone' }, conflicts: [] };
+    return {
+      kind: 'written',
+      record: { key: change.key, remoteId: change.remoteId, operation: writer.delete ? 'delete' : 'tombstone' },
+      conflicts: [],
+    };
   }
 
   // An earlier attempt of this activity already pushed exactly this change.
@@ -57,7 +62,13 @@ export async function writeChange(
     // No way to see remote changes: a plain update of everything we map.
     try {
       const result = await writer.write(change, context);
-      await saveSynced(db, scope, { key: change.key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, snapshot: change.data, hash: planned.hash });
+      await saveSynced(db, scope, {
+        key: change.key,
+        remoteId: result.remoteId,
+        remoteVersion: result.remoteVersion,
+        snapshot: change.data,
+        hash: planned.hash,
+      });
       return { kind: 'written', record: { key: change.key, remoteId: result.remoteId, operation: 'update' }, conflicts: [] };
     } catch (err) {
       if (err instanceof RemoteNotFoundError) return remoteMissing(deps, change, planned.hash);
@@ -78,22 +89,46 @@ export async function writeChange(
       toSend = Object.fromEntries(fields.filter((f) => f in change.data).map((f) => [f, change.data[f]]));
       merged = { ...remote.data, ...change.data };
     } else {
-      const result = mergeRecord(state?.snapshot ?? null, change.data, remote.data, context.integration.syncPriority, deps.connector.fieldRules);
+      const result = mergeRecord(
+        state?.snapshot ?? null,
+        change.data,
+        remote.data,
+        context.integration.syncPriority,
+        deps.connector.fieldRules,
+      );
       ({ toSend, merged, conflicts } = result);
     }
     if (Object.keys(toSend).length === 0) {
-      await saveSynced(db, scope, { key: change.key, remoteId: change.remoteId, remoteVersion: remote.version, snapshot: change.data, hash: planned.hash });
+      await saveSynced(db, scope, {
+        key: change.key,
+        remoteId: change.remoteId,
+        remoteVersion: remote.version,
+        snapshot: change.data,
+        hash: planned.hash,
+      });
       return { kind: 'skipped', reason: 'the remote already has these values', conflicts };
     }
     const partial = writer.supportsPartialUpdate === true;
     const body = partial ? toSend : Object.fromEntries(Object.keys(change.data).map((f) => [f, merged[f]]));
     try {
       const result = await writer.write(
-        { ...change, data: body, partial, expectedVersion: remote.version, idempotencyKey: stableKey(change.idempotencyKey, remote.version) },
+        {
+          ...change,
+          data: body,
+          partial,
+          expectedVersion: remote.version,
+          idempotencyKey: stableKey(change.idempotencyKey, remote.version),
+        },
         context,
       );
       // The snapshot is what local looked like: the base of the next three-way merge.
-      await saveSynced(db, scope, { key: change.key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, snapshot: change.data, hash: planned.hash });
+      await saveSynced(db, scope, {
+        key: change.key,
+        remoteId: result.remoteId,
+        remoteVersion: result.remoteVersion,
+        snapshot: change.data,
+        hash: planned.hash,
+      });
       return { kind: 'written', record: { key: change.key, remoteId: result.remoteId, operation: 'update' }, conflicts };
     } catch (err) {
       if (err instanceof RemoteVersionConflictError) continue; // changed between our read and our write: merge again
@@ -106,7 +141,13 @@ export async function writeChange(
 
 async function create(deps: WriteChangeDeps, change: Change, hash: string): Promise<ChangeOutcome> {
   const result = await deps.writer.write({ ...change, operation: 'create', remoteId: null }, deps.context);
-  await saveSynced(deps.db, deps.scope, { key: change.key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, snapshot: change.data, hash });
+  await saveSynced(deps.db, deps.scope, {
+    key: change.key,
+    remoteId: result.remoteId,
+    remoteVersion: result.remoteVersion,
+    snapshot: change.data,
+    hash,
+  });
   return { kind: 'written', record: { key: change.key, remoteId: result.remoteId, operation: 'create' }, conflicts: [] };
 }
 

@@ -9,7 +9,10 @@ import { openCommandContext } from './connect';
 export async function conflictsCommand(options: { json: boolean; limit: number; integration?: string }): Promise<number> {
   const ctx = await openCommandContext();
   try {
-    const rows = await listConflicts(ctx.store, { limit: options.limit, ...(options.integration ? { integration: options.integration } : {}) });
+    const rows = await listConflicts(ctx.store, {
+      limit: options.limit,
+      ...(options.integration ? { integration: options.integration } : {}),
+    });
     if (options.json) {
       console.log(JSON.stringify(rows));
       return 0;

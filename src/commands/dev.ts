@@ -47,13 +47,20 @@ export async function devCommand(options: DevOptions): Promise<number> {
     if (interrupted) return 130;
     const stackStartMs = Date.now() - started;
     say(`stack ready in ${stackStartMs} ms`);
-    const env = { ...process.env, DATABASE_URL: stack.databaseUrl, TEMPORAL_ADDRESS: stack.temporalAddress, TEMPORAL_NAMESPACE: stack.namespace };
+    const env = {
+      ...process.env,
+      DATABASE_URL: stack.databaseUrl,
+      TEMPORAL_ADDRESS: stack.temporalAddress,
+      TEMPORAL_NAMESPACE: stack.namespace,
+    };
     const servers = { ...(await resolveServers(config, env)), uiUrl: stack.uiUrl };
     if (config.dev?.setup) await runSetup(config.dev.setup, servers.databaseUrl, options.args);
     tidesync = await startTidesync(config, { servers, worker: true, relay: true, log: say });
     const running = tidesync;
     cleanups.unshift(() => running.close());
-    say(`worker and outbox relay running on task queue '${tidesync.taskQueue}' (config: ${file ?? 'none'}; jobs: ${[...tidesync.runtime.jobs.keys()].join(', ') || 'none'})`);
+    say(
+      `worker and outbox relay running on task queue '${tidesync.taskQueue}' (config: ${file ?? 'none'}; jobs: ${[...tidesync.runtime.jobs.keys()].join(', ') || 'none'})`,
+    );
 
     let result: DevResult = { ok: true, summary: {} };
     if (config.dev?.run) {
@@ -63,7 +70,13 @@ export async function devCommand(options: DevOptions): Promise<number> {
       result = await Promise.race([hook, stopRequested.then(() => ({ ok: false, summary: { interrupted: true } }))]);
     }
     if (interrupted) return 130;
-    const summary = { ...result.summary, stackStartMs, wallMs: Date.now() - started, temporalUi: stack.uiUrl, temporalAddress: stack.temporalAddress };
+    const summary = {
+      ...result.summary,
+      stackStartMs,
+      wallMs: Date.now() - started,
+      temporalUi: stack.uiUrl,
+      temporalAddress: stack.temporalAddress,
+    };
     if (stack.uiUrl) say(`Temporal Web UI: ${stack.uiUrl}/namespaces/${stack.namespace}/workflows`);
     if (!options.once) {
       say('running until Ctrl-C; in another terminal the other commands (`npx tidesync status`, `export`, ...) use this stack');

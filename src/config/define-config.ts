@@ -100,9 +100,7 @@ const configSchema = z.strictObject({
   writers: z.record(name, withMethods('writer', ['write'])).optional(),
   jobs: z.array(name).optional(),
   taskQueue: name.optional(),
-  database: z
-    .strictObject({ url: name.optional(), schema: name.optional(), poolSize: z.number().int().positive().optional() })
-    .optional(),
+  database: z.strictObject({ url: name.optional(), schema: name.optional(), poolSize: z.number().int().positive().optional() }).optional(),
   temporal: temporalSettingsSchema.optional(),
   worker: z.strictObject({ maxConcurrentActivityTaskExecutions: z.number().int().positive().optional() }).optional(),
   resolveSecret: fn('a function (ref) => Promise<string>').optional(),

@@ -29,7 +29,9 @@ export async function resolveServers(config: TidesyncConfig, env: NodeJS.Process
   // The dev stack's code loads only when it may be needed.
   const dev = configuredDb && configuredTemporal ? null : await (await import('../stack/dev-stack')).readDevStackFile();
   const databaseUrl = configuredDb ?? dev?.databaseUrl;
-  const temporal = configuredTemporal ?? (dev ? await resolveTemporalSettings({ ...config.temporal, address: dev.temporalAddress, namespace: dev.namespace }, {}) : null);
+  const temporal =
+    configuredTemporal ??
+    (dev ? await resolveTemporalSettings({ ...config.temporal, address: dev.temporalAddress, namespace: dev.namespace }, {}) : null);
   if (!databaseUrl || !temporal) {
     throw new ConfigurationError(
       `no ${!databaseUrl ? 'database' : 'Temporal server'} configured: set ${!databaseUrl ? 'DATABASE_URL (or database.url in the config)' : 'TEMPORAL_ADDRESS (or temporal.address in the config)'}, ` +

@@ -100,9 +100,7 @@ export interface Reader {
 }
 
 /** What a processor decided for one entity. */
-export type ProcessResult =
-  | { readonly kind: 'changeset'; readonly data: Entity }
-  | { readonly kind: 'skip'; readonly reason: string };
+export type ProcessResult = { readonly kind: 'changeset'; readonly data: Entity } | { readonly kind: 'skip'; readonly reason: string };
 
 /** What the processor sees besides the entity. */
 export interface ProcessContext {

@@ -98,10 +98,9 @@ export async function prepareJobs(jobs: Iterable<JobDefinition>, services: Servi
           isEntityByIdReader(step.reader) && step.parameters['table'] === undefined
             ? ' (set it in the step, or as the entity of the connector that exports with this job)'
             : '';
-        throw new ConfigurationError(
-          `${job.source}: jobs.${job.name}.steps.${step.name}.parameters: ${(err as Error).message}${hint}`,
-          { cause: err },
-        );
+        throw new ConfigurationError(`${job.source}: jobs.${job.name}.steps.${step.name}.parameters: ${(err as Error).message}${hint}`, {
+          cause: err,
+        });
       }
     }
   }

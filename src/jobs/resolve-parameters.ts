@@ -39,9 +39,7 @@ export function applyConnectorEntities(
     if (!job) continue;
     resolved.set(jobName, {
       ...job,
-      steps: job.steps.map((step) =>
-        isEntityByIdReader(step.reader) ? { ...step, parameters: fill(step.parameters, entity) } : step,
-      ),
+      steps: job.steps.map((step) => (isEntityByIdReader(step.reader) ? { ...step, parameters: fill(step.parameters, entity) } : step)),
     });
   }
   return resolved;

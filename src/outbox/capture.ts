@@ -11,7 +11,6 @@ import { getIntegration } from '../store/integrations';
 import { ORIGIN_SETTING } from '../store/origin';
 import { type Runtime, getJob } from '../runtime';
 
-
 /** Which connector to capture, and which fields count as a change. */
 export interface CaptureOptions {
   readonly integration: string;
@@ -70,7 +69,8 @@ export async function installCapture(runtime: Runtime, options: CaptureOptions):
   // enqueue_export inserts the outbox row and wakes the relays (see store/migrations.ts).
   const insert = (row: 'NEW' | 'OLD') =>
     `PERFORM ${enqueue}(${literal(target.integration.name)}, ${literal(target.connectorName)}, ${idOf(row)});`;
-  const watched = fields.length > 0 ? fields.map((f) => `NEW.${ident(f)} IS DISTINCT FROM OLD.${ident(f)}`).join(' OR ') : 'NEW IS DISTINCT FROM OLD';
+  const watched =
+    fields.length > 0 ? fields.map((f) => `NEW.${ident(f)} IS DISTINCT FROM OLD.${ident(f)}`).join(' OR ') : 'NEW IS DISTINCT FROM OLD';
   const fn = `${ident(p.schema)}.${ident(target.name)}`;
 
   await runtime.app.transaction().execute(async (trx) => {
@@ -100,7 +100,9 @@ $tidesync$`,
       .execute(trx);
     await sql.raw(`DROP TRIGGER IF EXISTS ${ident(target.name)} ON ${target.qualifiedTable}`).execute(trx);
     await sql
-      .raw(`CREATE TRIGGER ${ident(target.name)} AFTER INSERT OR UPDATE OR DELETE ON ${target.qualifiedTable} FOR EACH ROW EXECUTE FUNCTION ${fn}()`)
+      .raw(
+        `CREATE TRIGGER ${ident(target.name)} AFTER INSERT OR UPDATE OR DELETE ON ${target.qualifiedTable} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+      )
       .execute(trx);
   });
   return { table: `${p.schema}.${p.table}`, trigger: target.name, identifier: p.identifier, fields };

@@ -109,11 +109,18 @@ export class OutboxRelay {
         const entries = [...group.ids.values()];
         let results;
         try {
-          results = await client.scheduleExports({ integration: group.integration, connector: group.connector, ids: entries.map((e) => e.id) });
+          results = await client.scheduleExports({
+            integration: group.integration,
+            connector: group.connector,
+            ids: entries.map((e) => e.id),
+          });
         } catch (err) {
           // Unknown integration or connector: no retry will help; keep the rows, with the reason.
           if (!(err instanceof ConfigurationError)) throw err;
-          skip(err.message, entries.flatMap((e) => e.rowIds));
+          skip(
+            err.message,
+            entries.flatMap((e) => e.rowIds),
+          );
           continue;
         }
         results.forEach((result, i) => {

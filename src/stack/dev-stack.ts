@@ -132,11 +132,22 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
   await mkdir(home, { recursive: true });
 
   const results = await Promise.allSettled([
-    timed(log, 'postgres', () => resolveDatabase({ home, env }), (db) => (db.embedded ? `embedded, ${db.url}` : 'DATABASE_URL')),
+    timed(
+      log,
+      'postgres',
+      () => resolveDatabase({ home, env }),
+      (db) => (db.embedded ? `embedded, ${db.url}` : 'DATABASE_URL'),
+    ),
     timed(
       log,
       'temporal',
-      () => resolveTemporal({ home, env, ...(options.ui === undefined ? {} : { ui: options.ui }), ...(options.uiPort === undefined ? {} : { uiPort: options.uiPort }) }),
+      () =>
+        resolveTemporal({
+          home,
+          env,
+          ...(options.ui === undefined ? {} : { ui: options.ui }),
+          ...(options.uiPort === undefined ? {} : { uiPort: options.uiPort }),
+        }),
       (t) => (t.started ? `dev server ${t.address}${t.uiUrl ? `, ui ${t.uiUrl}` : ''}` : `TEMPORAL_ADDRESS ${t.address}`),
     ),
   ] as const);

@@ -135,7 +135,7 @@ export async function stopPid(
       return true; // exited on its own meanwhile
     }
     // Not our child, so no 'exit' event: poll.
-    for (const deadline = Date.now() + graceMs; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + graceMs; Date.now() < deadline;) {
       if (!isProcessAlive(pid)) return true;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

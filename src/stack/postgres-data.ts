@@ -38,7 +38,10 @@ async function hasCluster(dataDir: string): Promise<boolean> {
 async function leaveNotes(asked: string, moved: string, closed: string): Promise<void> {
   const container = path.dirname(moved);
   const why = `the '${SUPERUSER}' user, which runs PostgreSQL when tidesync runs as root, could not enter ${closed}`;
-  await writeFile(path.join(container, 'ORIGIN.txt'), `PostgreSQL data that tidesync was asked to keep in ${asked}; kept here because ${why}.\n`);
+  await writeFile(
+    path.join(container, 'ORIGIN.txt'),
+    `PostgreSQL data that tidesync was asked to keep in ${asked}; kept here because ${why}.\n`,
+  );
   await writeFile(
     locationNotePath(asked),
     `The PostgreSQL data of this folder lives in ${moved}, because ${why}.\n` +

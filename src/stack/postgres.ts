@@ -159,7 +159,9 @@ async function waitUntilReady(child: ChildProcess, port: number, logFile: string
     } catch (error) {
       if (Date.now() > deadline) {
         const output = await readLogTail(logFile, logOffset);
-        throw new ConfigurationError(`postgres on port ${port} not ready after ${START_TIMEOUT_MS} ms: ${(error as Error).message}; log: ${output}`);
+        throw new ConfigurationError(
+          `postgres on port ${port} not ready after ${START_TIMEOUT_MS} ms: ${(error as Error).message}; log: ${output}`,
+        );
       }
     } finally {
       await client.end().catch(() => undefined);
@@ -214,7 +216,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (created) {
     const leftovers = await readdir(dataDir).catch(() => []);
     if (leftovers.length > 0) {
-      throw new ConfigurationError(`postgres data folder ${dataDir} is not empty but holds no cluster (no PG_VERSION); empty it or pick another folder`);
+      throw new ConfigurationError(
+        `postgres data folder ${dataDir} is not empty but holds no cluster (no PG_VERSION); empty it or pick another folder`,
+      );
     }
     await mkdir(path.dirname(dataDir), { recursive: true });
     await initialise(dataDir, user, logFile, bins.initdb);
@@ -302,7 +306,9 @@ export interface ResolvedDatabase {
 }
 
 /** `DATABASE_URL` when set, else the embedded server with its data under `<home>/postgres`. */
-export async function resolveDatabase(options: { readonly home?: string; readonly env?: NodeJS.ProcessEnv } = {}): Promise<ResolvedDatabase> {
+export async function resolveDatabase(
+  options: { readonly home?: string; readonly env?: NodeJS.ProcessEnv } = {},
+): Promise<ResolvedDatabase> {
   const env = options.env ?? process.env;
   const configured = env.DATABASE_URL;
   if (configured) return { url: configured, embedded: false, stop: async () => undefined };

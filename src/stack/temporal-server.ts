@@ -131,12 +131,19 @@ async function checkUiPort(settings: Settings): Promise<void> {
   }
 }
 
-async function spawnServer(cliPath: string, options: TemporalDevServerOptions, settings: Settings, port: number, logFile: string): Promise<ChildProcess> {
+async function spawnServer(
+  cliPath: string,
+  options: TemporalDevServerOptions,
+  settings: Settings,
+  port: number,
+  logFile: string,
+): Promise<ChildProcess> {
   const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port), '--namespace', settings.namespace, '--log-level', 'warn'];
   args.push(...(settings.ui ? ['--ui-port', String(settings.uiPort)] : ['--headless']));
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
   for (const pragma of SQLITE_PRAGMAS) args.push('--sqlite-pragma', pragma);
-  for (const { name, type } of settings.attributes) args.push('--search-attribute', `${name}=${TypedSearchAttributes.toMetadataType(type)}`);
+  for (const { name, type } of settings.attributes)
+    args.push('--search-attribute', `${name}=${TypedSearchAttributes.toMetadataType(type)}`);
   const out = await open(logFile, 'a');
   try {
     // Output to a file, not a pipe: it survives us, and a full pipe can never stall the server.
@@ -160,7 +167,10 @@ async function startBinary(cliPath: string, options: TemporalDevServerOptions, s
   for (let attempt = 1; ; attempt++) {
     const port = settings.port ?? (await getFreePort(HOST));
     const address = `${HOST}:${port}`;
-    const logOffset = await stat(logFile).then((s) => s.size, () => 0);
+    const logOffset = await stat(logFile).then(
+      (s) => s.size,
+      () => 0,
+    );
     const child = await spawnServer(cliPath, options, settings, port, logFile);
     // Right away, not once ready: a kill during startup must leave an orphan we recognise.
     if (ownerFile) await writeFile(ownerFile, `${child.pid} ${process.pid}\n`);
@@ -190,7 +200,11 @@ async function startBinary(cliPath: string, options: TemporalDevServerOptions, s
 }
 
 /** The SDK-download fallback: the SDK fetches a CLI build (needs internet) and runs it. */
-async function startWithSdk(cli: Extract<TemporalCli, { kind: 'sdk-download' }>, options: TemporalDevServerOptions, settings: Settings): Promise<TemporalDevServer> {
+async function startWithSdk(
+  cli: Extract<TemporalCli, { kind: 'sdk-download' }>,
+  options: TemporalDevServerOptions,
+  settings: Settings,
+): Promise<TemporalDevServer> {
   try {
     // A dev dependency: loaded only here so that a production install works without it.
     const { TestWorkflowEnvironment } = await import('@temporalio/testing');

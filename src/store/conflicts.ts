@@ -38,7 +38,11 @@ export async function listConflicts(
   db: Kysely<TidesyncDatabase>,
   options: { limit?: number; integration?: string } = {},
 ): Promise<ConflictRecord[]> {
-  let query = db.selectFrom('conflict').selectAll().orderBy('id', 'desc').limit(options.limit ?? 50);
+  let query = db
+    .selectFrom('conflict')
+    .selectAll()
+    .orderBy('id', 'desc')
+    .limit(options.limit ?? 50);
   if (options.integration) query = query.where('integration', '=', options.integration);
   return query.execute();
 }

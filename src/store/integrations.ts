@@ -22,9 +22,7 @@ export async function getIntegration(db: Kysely<TidesyncDatabase>, name: string)
   const row = await db.selectFrom('integration').selectAll().where('name', '=', name).executeTakeFirst();
   if (row) return toIntegration(row);
   const names = await db.selectFrom('integration').select('name').orderBy('name').execute();
-  throw new ConfigurationError(
-    `unknown integration '${name}' (configured: ${names.map((n) => n.name).join(', ') || 'none'})`,
-  );
+  throw new ConfigurationError(`unknown integration '${name}' (configured: ${names.map((n) => n.name).join(', ') || 'none'})`);
 }
 
 /** Settings of an integration to create or update. */

@@ -22,7 +22,12 @@ function migrationsFor(schema: string): Record<string, Migration> {
           .addColumn('name', 'text', (col) => col.notNull().unique())
           .addColumn('enabled', 'boolean', (col) => col.notNull().defaultTo(true))
           .addColumn('two_way_sync', 'boolean', (col) => col.notNull().defaultTo(true))
-          .addColumn('sync_priority', 'text', (col) => col.notNull().defaultTo('local').check(sql`sync_priority in ('local', 'remote')`))
+          .addColumn('sync_priority', 'text', (col) =>
+            col
+              .notNull()
+              .defaultTo('local')
+              .check(sql`sync_priority in ('local', 'remote')`),
+          )
           .addColumn('transport', 'jsonb', (col) => col.notNull().defaultTo(sql`'{}'::jsonb`))
           .addColumn('secret_ref', 'text')
           .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
@@ -75,7 +80,10 @@ function migrationsFor(schema: string): Record<string, Migration> {
           // locally but the writer cannot delete remotely; remote_removed: gone from the remote and
           // not exported again until reset.
           .addColumn('status', 'text', (col) =>
-            col.notNull().defaultTo('active').check(sql`status in ('active', 'deleted', 'tombstone', 'remote_removed')`),
+            col
+              .notNull()
+              .defaultTo('active')
+              .check(sql`status in ('active', 'deleted', 'tombstone', 'remote_removed')`),
           )
           .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
           .addPrimaryKeyConstraint('sync_state_pk', ['integration_id', 'connector', 'entity_id'])
@@ -89,7 +97,10 @@ function migrationsFor(schema: string): Record<string, Migration> {
           // A JSON scalar, or an object of column -> value for composite ids.
           .addColumn('entity_id', 'jsonb', (col) => col.notNull())
           .addColumn('status', 'text', (col) =>
-            col.notNull().defaultTo('pending').check(sql`status in ('pending', 'dispatched', 'skipped')`),
+            col
+              .notNull()
+              .defaultTo('pending')
+              .check(sql`status in ('pending', 'dispatched', 'skipped')`),
           )
           .addColumn('skip_reason', 'text')
           .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
@@ -205,9 +216,12 @@ export async function migrateToLatest(db: Kysely<unknown>, schema: string = DEFA
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new Error(`database migration '${failed}' of schema '${schema}' failed: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw new Error(
+      `database migration '${failed}' of schema '${schema}' failed: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -71,9 +71,7 @@ export async function saveFailure(db: Kysely<TidesyncDatabase>, scope: SyncScope
   await db
     .insertInto('sync_state')
     .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: key, last_error: error })
-    .onConflict((oc) =>
-      oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet({ last_error: error, updated_at: new Date() }),
-    )
+    .onConflict((oc) => oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet({ last_error: error, updated_at: new Date() }))
     .execute();
 }
 

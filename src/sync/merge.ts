@@ -56,7 +56,14 @@ export function mergeRecord(
     } else if (localChanged && remoteChanged && base) {
       const rule = rules[field];
       const winner = rule ?? priority;
-      conflicts.push({ field, base: baseValue ?? null, local: local[field] ?? null, remote: remote[field] ?? null, winner, rule: rule ? 'field_rule' : 'priority' });
+      conflicts.push({
+        field,
+        base: baseValue ?? null,
+        local: local[field] ?? null,
+        remote: remote[field] ?? null,
+        winner,
+        rule: rule ? 'field_rule' : 'priority',
+      });
       value = winner === 'local' ? local[field] : remote[field];
     } else if (localChanged) {
       value = local[field];

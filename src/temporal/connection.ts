@@ -22,9 +22,15 @@ export interface ConnectOptions {
 
 /** Likely causes, matched on the native (rustls) and the grpc-js (OpenSSL) wording alike. */
 const HINTS: ReadonlyArray<readonly [RegExp, string]> = [
-  [/UnknownIssuer|unable to verify|self[- ]signed|certificate verify failed/i, "the server's certificate is not signed by the configured CA"],
+  [
+    /UnknownIssuer|unable to verify|self[- ]signed|certificate verify failed/i,
+    "the server's certificate is not signed by the configured CA",
+  ],
   [/CertificateRequired|certificate required/i, 'the server requires a client certificate (mutual TLS)'],
-  [/NotValidForName|altnames|Hostname\/IP does not match/i, "the server's certificate does not carry the expected name (set tls serverName)"],
+  [
+    /NotValidForName|altnames|Hostname\/IP does not match/i,
+    "the server's certificate does not carry the expected name (set tls serverName)",
+  ],
   [/ConnectionRefused|ECONNREFUSED/, 'nothing listens at that address'],
   [/ConnectionReset|ECONNRESET|BrokenPipe|Failed to connect \(/, 'the server closed the connection (TLS on one side only?)'],
 ];

@@ -3,12 +3,7 @@
  * TOML profile file, TEMPORAL_* variables) through @temporalio/envconfig, as Temporal's tools do.
  */
 import { access, constants } from 'node:fs/promises';
-import {
-  type ClientConfigProfile,
-  type ClientConfigTLS,
-  loadClientConfigProfile,
-  toClientOptions,
-} from '@temporalio/envconfig';
+import { type ClientConfigProfile, type ClientConfigTLS, loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import { resolveSecret } from '../secrets';
 import { ConfigurationError } from '../errors';
@@ -114,7 +109,9 @@ async function checkTlsFiles(tls: ClientConfigTLS, layers: readonly Layer[]): Pr
   if (!tls.clientCert !== !tls.clientKey) {
     const [given, missing] = tls.clientCert ? (['clientCert', 'clientKey'] as const) : (['clientKey', 'clientCert'] as const);
     const layer = layerOf(given);
-    throw new ConfigurationError(`${nameOf(given)} is set but ${layer?.name(missing) ?? missing} is not: a client certificate needs its key`);
+    throw new ConfigurationError(
+      `${nameOf(given)} is set but ${layer?.name(missing) ?? missing} is not: a client certificate needs its key`,
+    );
   }
 }
 

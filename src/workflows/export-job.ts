@@ -169,7 +169,9 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
       for (const s of result.skipped) warnings.push(`${step.name}: entity ${s.key} skipped: ${s.reason}`);
       for (const w of result.warnings) warnings.push(`${step.name}: ${w}`);
       for (const c of result.conflicts) {
-        warnings.push(`${step.name}: entity ${c.key} conflict on '${c.field}': ${c.winner} wins (${c.rule === 'field_rule' ? 'field rule' : 'sync priority'})`);
+        warnings.push(
+          `${step.name}: entity ${c.key} conflict on '${c.field}': ${c.winner} wins (${c.rule === 'field_rule' ? 'field rule' : 'sync priority'})`,
+        );
       }
       conflicts.push(...result.conflicts);
       written.push(...result.written);

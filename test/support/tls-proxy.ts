@@ -86,10 +86,7 @@ function issueLeaf(commonName: string, ca: Issued, usage: 'serverAuth' | 'client
       { name: 'extKeyUsage', [usage]: true },
       {
         name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: commonName },
-          ...(usage === 'serverAuth' ? [{ type: 7, ip: '127.0.0.1' }] : []),
-        ],
+        altNames: [{ type: 2, value: commonName }, ...(usage === 'serverAuth' ? [{ type: 7, ip: '127.0.0.1' }] : [])],
       },
     ],
     ca,

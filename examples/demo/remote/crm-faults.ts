@@ -96,9 +96,7 @@ export class FaultQueue {
   /** Consumes one use of the oldest fault matching the request, if any. */
   take(method: string, path: string): Fault | undefined {
     const index = this.#faults.findIndex(
-      (fault) =>
-        (fault.method === null || fault.method === method.toUpperCase()) &&
-        (fault.path === null || path.startsWith(fault.path)),
+      (fault) => (fault.method === null || fault.method === method.toUpperCase()) && (fault.path === null || path.startsWith(fault.path)),
     );
     const fault = this.#faults[index];
     if (!fault) return undefined;

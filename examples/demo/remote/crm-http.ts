@@ -36,12 +36,7 @@ export function parseJson(text: string): unknown {
 }
 
 /** Writes a JSON response, or an empty one when `body` is undefined (204). */
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   // The client may have gone away (a timed-out slow request); writing then is pointless.
   if (res.destroyed || res.headersSent) return;
   if (body === undefined || body === null) {

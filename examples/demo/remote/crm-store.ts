@@ -49,10 +49,7 @@ const storedResponseSchema = z.object({
 const dataFileSchema = z.object({
   nextId: z.number().int().positive(),
   contacts: z.array(contactSchema),
-  idempotency: z.record(
-    z.string(),
-    z.object({ method: z.string(), path: z.string(), response: storedResponseSchema }),
-  ),
+  idempotency: z.record(z.string(), z.object({ method: z.string(), path: z.string(), response: storedResponseSchema })),
 });
 
 type DataFile = z.infer<typeof dataFileSchema>;

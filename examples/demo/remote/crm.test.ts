@@ -285,7 +285,12 @@ describe('demo crm control endpoints and client edges', () => {
     const edited = await raw('POST', `/_control/contacts/${created.id}/edit`, edit);
     expect(edited.json).toMatchObject({ version: 2, phone: '555' });
     expect((await raw('GET', '/_control/stats')).json).toEqual({
-      requests: 1, byMethod: { POST: 1 }, writes: 1, writesByContact: { [created.id]: 1 }, replays: 0, faultsServed: 0,
+      requests: 1,
+      byMethod: { POST: 1 },
+      writes: 1,
+      writesByContact: { [created.id]: 1 },
+      replays: 0,
+      faultsServed: 0,
     });
     expect((await raw('POST', '/_control/stats/reset')).json.requests).toBe(0);
     expect((await raw('DELETE', '/_control/contacts')).status).toBe(204);

@@ -97,7 +97,11 @@ export class EntityByIdReader implements Reader {
       .where((eb) => {
         if (p.identifier.length === 1) {
           const column = p.identifier[0] as string;
-          return eb(eb.ref(column), 'in', [...wanted.values()].map((id) => this.#values(id, p)[0]));
+          return eb(
+            eb.ref(column),
+            'in',
+            [...wanted.values()].map((id) => this.#values(id, p)[0]),
+          );
         }
         // Composite ids: (a = $1 and b = $2) or (a = $3 and b = $4) ...
         return eb.or(
