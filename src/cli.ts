@@ -9,6 +9,7 @@ import { integrationListCommand, integrationSetCommand } from './commands/integr
 import { statusCommand } from './commands/status';
 import { workerCommand } from './commands/worker';
 import { relayCommand } from './commands/relay';
+import { outboxCommand } from './commands/outbox';
 import { captureInstallCommand, captureRemoveCommand } from './commands/capture';
 import { conflictsCommand, resetCommand } from './commands/conflicts';
 import { DEFAULT_UI_PORT } from './stack/temporal-server';
@@ -40,10 +41,15 @@ const program = new Command('tidesync')
   .description('durable reverse synchronization: push PostgreSQL entities to remote systems as Temporal workflows')
   .option('--config <file>', `the config file (default: tidesync.config.{ts,mts,cts,mjs,js,cjs} in this folder, or ${CONFIG_ENV})`)
   .showHelpAfterError()
-  .hook('preAction', (command) => {
+  .hook('preAction', (command, actionCommand) => {
     // Every command loads the config through loadConfig, which reads this variable.
     const file = command.opts<{ config?: string }>().config;
     if (file) process.env[CONFIG_ENV] = file;
+    // `worker` installs the SDK runtime itself, with its metrics exporter. The demo makes its CRM fail
+    // on purpose: those retries are for the UI, not for warnings on stderr.
+    if (actionCommand.name() !== 'worker') {
+      installRuntime(process.env['TIDESYNC_LOG_LEVEL'] ? undefined : actionCommand.name() === 'dev' ? 'ERROR' : 'WARN');
+    }
   });
 
 program
@@ -67,7 +73,8 @@ program
     "run the worker (and an outbox relay) for the config's connectors against its database and Temporal (or a running `tidesync dev`)",
   )
   .option('--no-relay', 'do not run an outbox relay in this process')
-  .action(action((opts: { relay: boolean }) => workerCommand(opts)));
+  .option('--metrics-port <port>', 'serve Prometheus /metrics and /healthz on this port (or TIDESYNC_METRICS_PORT)', positiveInt)
+  .action(action((opts: { relay: boolean; metricsPort?: number }) => workerCommand(opts)));
 
 program
   .command('relay')
@@ -107,6 +114,12 @@ program
       exportCommand(integration, connector, ids, opts),
     ),
   );
+
+program
+  .command('outbox')
+  .description("how far behind the outbox is: pending rows, the oldest one's age, and the dispatch rate")
+  .option('--json', 'print JSON', false)
+  .action(action((opts: { json: boolean }) => outboxCommand(opts)));
 
 program
   .command('status')
@@ -164,8 +177,6 @@ integration
   .description('list integrations')
   .action(action(() => integrationListCommand()));
 
-// The demo makes the CRM fail on purpose; its retries are for the UI, not for warnings on stderr.
-installRuntime(process.env['TIDESYNC_LOG_LEVEL'] ? undefined : process.argv[2] === 'dev' ? 'ERROR' : 'WARN');
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`tidesync: ${(err as Error).message}`);
   process.exitCode = 1;

@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { TidesyncClient } from './client';
 import type { TidesyncConfig } from './config/define-config';
 import { type Servers, resolveServers, taskQueueOf } from './config/servers';
+import { parseDuration } from './config/duration';
 import { OutboxRelay } from './outbox/relay';
 import { type Runtime, type RuntimeDeclarations, createRuntime } from './runtime';
 import { type Databases, openDatabases } from './store/db';
@@ -56,6 +57,8 @@ export interface Tidesync {
   readonly relay: OutboxRelay | undefined;
   /** Settles when the worker stops (at once when there is none); rejects if it fails. */
   readonly workerDone: Promise<void>;
+  /** Adds something to close first when `close()` runs (a server built on this tidesync). */
+  onClose(close: () => Promise<unknown>): void;
   /** Stops the relay and the worker, then closes the connections and the pool; safe to call twice. */
   close(): Promise<void>;
 }
@@ -121,7 +124,13 @@ export async function startTidesync(config: TidesyncConfig, options: StartOption
 
     let relay: OutboxRelay | undefined;
     if (options.relay) {
-      relay = new OutboxRelay({ db: runtime.store, databaseUrl: servers.databaseUrl, client, log });
+      relay = new OutboxRelay({
+        db: runtime.store,
+        databaseUrl: servers.databaseUrl,
+        client,
+        log,
+        ...(config.outbox?.retention !== undefined ? { retentionMs: parseDuration(config.outbox.retention, 'outbox.retention') } : {}),
+      });
       relay.start();
       const started = relay;
       closers.push(() => started.stop());
@@ -139,6 +148,7 @@ export async function startTidesync(config: TidesyncConfig, options: StartOption
       worker,
       relay,
       workerDone,
+      onClose: (close) => void closers.push(close),
       close: closeAll,
     };
   } catch (err) {

@@ -12,6 +12,7 @@ import {
   type WorkerOptions,
 } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { type TidesyncMetrics, createMetrics } from './metrics/metrics';
 import type { SecretResolver } from './secrets';
 import { DEFAULT_TASK_QUEUE } from './config/servers';
 import type { Runtime } from './runtime';
@@ -51,11 +52,30 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Worker
   });
 }
 
+/** Options of `installRuntime`. */
+export interface RuntimeInstallOptions {
+  /** Serve the SDK's Prometheus metrics (tidesync's among them) on this `host:port`. */
+  readonly prometheusBindAddress?: string;
+}
+
 /**
  * Installs the Temporal SDK runtime with a log level (`TIDESYNC_LOG_LEVEL`, default WARN) so the
- * worker's routine INFO lines (bundler output, state changes) stay out of the demo's output.
- * Must run before the first connection or worker is created.
+ * worker's routine INFO lines (bundler output, state changes) stay out of the demo's output, and
+ * optionally the runtime's Prometheus exporter. Must run before the first connection or worker.
  */
-export function installRuntime(level: LogLevel = (process.env['TIDESYNC_LOG_LEVEL'] as LogLevel | undefined) ?? 'WARN'): void {
-  TemporalRuntime.install({ logger: new DefaultLogger(level) });
+export function installRuntime(
+  level: LogLevel = (process.env['TIDESYNC_LOG_LEVEL'] as LogLevel | undefined) ?? 'WARN',
+  options: RuntimeInstallOptions = {},
+): void {
+  TemporalRuntime.install({
+    logger: new DefaultLogger(level),
+    ...(options.prometheusBindAddress
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: options.prometheusBindAddress } } } }
+      : {}),
+  });
+}
+
+/** tidesync's metrics on the installed runtime's meter. */
+export function runtimeMetrics(): TidesyncMetrics {
+  return createMetrics(TemporalRuntime.instance().metricMeter);
 }

@@ -73,6 +73,16 @@ export interface TidesyncConfig {
     /** Activities one worker runs at once; default 50. */
     readonly maxConcurrentActivityTaskExecutions?: number;
   };
+  /** The worker's /metrics and /healthz endpoint (off unless a port is set here, by --metrics-port or TIDESYNC_METRICS_PORT). */
+  readonly metrics?: {
+    readonly port?: number;
+    /** Default `0.0.0.0`. */
+    readonly host?: string;
+  };
+  /** The outbox: how long dispatched and skipped rows are kept (`7d` by default; pending rows always are). */
+  readonly outbox?: {
+    readonly retention?: string | number;
+  };
   /** Resolves integrations' secret references; default `env:NAME` and `file:PATH`. */
   readonly resolveSecret?: SecretResolver;
   /** What `tidesync dev` runs once the stack is up (the demo uses it). */
@@ -103,6 +113,8 @@ const configSchema = z.strictObject({
   database: z.strictObject({ url: name.optional(), schema: name.optional(), poolSize: z.number().int().positive().optional() }).optional(),
   temporal: temporalSettingsSchema.optional(),
   worker: z.strictObject({ maxConcurrentActivityTaskExecutions: z.number().int().positive().optional() }).optional(),
+  metrics: z.strictObject({ port: z.number().int().min(0).max(65535).optional(), host: name.optional() }).optional(),
+  outbox: z.strictObject({ retention: z.union([name, z.number().nonnegative()]).optional() }).optional(),
   resolveSecret: fn('a function (ref) => Promise<string>').optional(),
   dev: z
     .strictObject({

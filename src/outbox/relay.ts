@@ -9,9 +9,15 @@ import { Client as PgClient } from 'pg';
 import type { Kysely } from 'kysely';
 import { encodeEntityId, type EntityId } from '../entity-id';
 import { ConfigurationError } from '../errors';
-import { claimPendingRows, markDispatched, markSkipped } from '../store/outbox';
+import { claimPendingRows, markDispatched, markSkipped, purgeOutbox } from '../store/outbox';
 import type { TidesyncDatabase } from '../store/schema';
 import { OUTBOX_CHANNEL } from './channel';
+
+/** How long dispatched and skipped outbox rows are kept unless configured otherwise: 7 days. */
+export const DEFAULT_OUTBOX_RETENTION_MS = 7 * 86_400_000;
+
+/** Rows deleted per statement, so housekeeping never holds a long transaction. */
+const PURGE_BATCH = 10_000;
 
 /** What the relay needs of a client: hand entities to Temporal, or say why not. */
 export interface ExportScheduler {
@@ -35,6 +41,10 @@ export interface OutboxRelayOptions {
   readonly pollIntervalMs?: number;
   /** Longest wait between retries while Temporal or the database fails; default 5000 ms. */
   readonly maxRetryDelayMs?: number;
+  /** Dispatched and skipped rows older than this are deleted; default 7 days. Pending rows never are. */
+  readonly retentionMs?: number;
+  /** How often the relay removes old rows; default every 10 minutes (the first time at start). */
+  readonly housekeepingIntervalMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -64,6 +74,8 @@ export class OutboxRelay {
       batchSize: 200,
       pollIntervalMs: 1000,
       maxRetryDelayMs: 5000,
+      retentionMs: DEFAULT_OUTBOX_RETENTION_MS,
+      housekeepingIntervalMs: 10 * 60_000,
       log: () => undefined,
       ...options,
     };
@@ -137,10 +149,27 @@ export class OutboxRelay {
     });
   }
 
+  /** Removes dispatched and skipped rows past the retention, in short batches; returns how many. */
+  async purgeOld(): Promise<number> {
+    let removed = 0;
+    for (let batch = PURGE_BATCH; batch === PURGE_BATCH && !this.#stopped; removed += batch) {
+      batch = await purgeOutbox(this.#options.db, this.#options.retentionMs, PURGE_BATCH);
+    }
+    return removed;
+  }
+
   async #loop(): Promise<void> {
     let failures = 0;
+    let housekeepingAt = 0;
     while (!this.#stopped) {
       await this.#ensureListening();
+      if (Date.now() >= housekeepingAt) {
+        housekeepingAt = Date.now() + this.#options.housekeepingIntervalMs;
+        await this.purgeOld().then(
+          (n) => n > 0 && this.#options.log(`outbox relay: removed ${n} rows older than the retention`),
+          (err: unknown) => this.#options.log(`outbox relay: housekeeping failed: ${(err as Error).message}`),
+        );
+      }
       let batch: RelayBatch | undefined;
       try {
         batch = await this.dispatchBatch();

@@ -131,6 +131,12 @@ function migrationsFor(schema: string): Record<string, Migration> {
         await createEnqueueFunctions(root, schema);
       },
     },
+    '2026_11_26_002_outbox_retention': {
+      async up(root: Kysely<unknown>): Promise<void> {
+        // Housekeeping deletes old dispatched and skipped rows by age: find them without a scan.
+        await sql`create index outbox_done_idx on ${q('outbox')} (dispatched_at) where status <> 'pending'`.execute(root);
+      },
+    },
   };
 }
 

@@ -1,5 +1,5 @@
 /** Reads and writes the outbox (`tidesync.outbox`): claiming pending rows and marking what became of them. */
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { EntityId } from '../entity-id';
 import type { TidesyncDatabase } from './schema';
 
@@ -46,4 +46,75 @@ export async function markSkipped(trx: Kysely<TidesyncDatabase>, reason: string,
     .set({ status: 'skipped', skip_reason: reason, dispatched_at: new Date() })
     .where('id', 'in', rowIds)
     .execute();
+}
+
+/** Where the outbox stands, for `tidesync outbox` and the metrics. */
+export interface OutboxStats {
+  readonly pending: number;
+  /** Age of the oldest pending row in seconds; 0 when none is pending. */
+  readonly oldestPendingSeconds: number;
+  /** Rows dispatched in the last minute and the last five minutes. */
+  readonly dispatchedLastMinute: number;
+  readonly dispatchedLast5Minutes: number;
+  /** Pending rows by integration and connector. */
+  readonly byConnector: ReadonlyArray<{ integration: string; connector: string; pending: number; oldestPendingSeconds: number }>;
+}
+
+/** Counts pending rows (on the relay's partial index) and recent dispatches. */
+export async function outboxStats(db: Kysely<TidesyncDatabase>): Promise<OutboxStats> {
+  const byConnector = await db
+    .selectFrom('outbox')
+    .select((eb) => [
+      'integration',
+      'connector',
+      eb.fn.countAll<string>().as('pending'),
+      sql<string>`coalesce(extract(epoch from clock_timestamp() - min(created_at)), 0)`.as('oldest'),
+    ])
+    .where('status', '=', 'pending')
+    .groupBy(['integration', 'connector'])
+    .orderBy('integration')
+    .orderBy('connector')
+    .execute();
+  const recent = await db
+    .selectFrom('outbox')
+    .select([
+      sql<string>`count(*) filter (where dispatched_at > clock_timestamp() - interval '1 minute')`.as('minute'),
+      sql<string>`count(*)`.as('five'),
+    ])
+    .where('status', '=', 'dispatched')
+    .where('dispatched_at', '>', sql<Date>`clock_timestamp() - interval '5 minutes'`)
+    .executeTakeFirstOrThrow();
+  const rows = byConnector.map((r) => ({
+    integration: r.integration,
+    connector: r.connector,
+    pending: Number(r.pending),
+    oldestPendingSeconds: Number(r.oldest),
+  }));
+  return {
+    pending: rows.reduce((n, r) => n + r.pending, 0),
+    oldestPendingSeconds: rows.reduce((max, r) => Math.max(max, r.oldestPendingSeconds), 0),
+    dispatchedLastMinute: Number(recent.minute),
+    dispatchedLast5Minutes: Number(recent.five),
+    byConnector: rows,
+  };
+}
+
+/**
+ * Deletes dispatched and skipped rows older than `olderThanMs`, at most `limit` per call (so a
+ * large backlog is removed in short transactions). Pending rows are never removed.
+ */
+export async function purgeOutbox(db: Kysely<TidesyncDatabase>, olderThanMs: number, limit = 10_000): Promise<number> {
+  const cutoff = new Date(Date.now() - olderThanMs);
+  const result = await db
+    .deleteFrom('outbox')
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('outbox')
+        .select('id')
+        .where('status', 'in', ['dispatched', 'skipped'])
+        .where('dispatched_at', '<', cutoff)
+        .limit(limit),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
 }
