@@ -9,6 +9,8 @@ import { type EntityId, encodeEntityId } from './entity-id';
 import { type IntegrationSettings, getIntegration, upsertIntegration } from './store/integrations';
 import { type JobExecution, listExecutions } from './store/executions';
 import { type EntitySyncState, listSyncStates } from './store/sync-state';
+import { InvalidEntityIdError } from './errors';
+import type { JobDefinition } from './jobs/definition';
 import { type Runtime, getJob } from './runtime';
 import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from './search-attributes';
 import type { Integration } from './connectors/connector';
@@ -51,7 +53,7 @@ export type ExportOutcome =
 
 /** Options of `TidesyncClient`. */
 export interface TidesyncClientOptions {
-  readonly runtime: Pick<Runtime, 'connectors' | 'jobs' | 'store'>;
+  readonly runtime: Pick<Runtime, 'connectors' | 'jobs' | 'services' | 'store'>;
   readonly temporal: Client;
   readonly taskQueue?: string;
 }
@@ -63,7 +65,7 @@ export function exportWorkflowId(integration: string, connector: string, id: Ent
 
 /** Schedules exports and reads their results. */
 export class TidesyncClient {
-  readonly #runtime: Pick<Runtime, 'connectors' | 'jobs' | 'store'>;
+  readonly #runtime: Pick<Runtime, 'connectors' | 'jobs' | 'services' | 'store'>;
   readonly #db: Kysely<TidesyncDatabase>;
   readonly #temporal: Client;
   readonly #taskQueue: string;
@@ -85,14 +87,29 @@ export class TidesyncClient {
     return result as ScheduleResult;
   }
 
-  /** Exports many entities of one connector (one workflow per entity). */
-  async scheduleExports(request: { integration: string; connector: string; ids: readonly EntityId[] }): Promise<ScheduleResult[]> {
+  /**
+   * Exports many entities of one connector (one workflow per entity). Ids are checked first
+   * against the job's reader (the identifier columns' types): a bad id throws an
+   * `InvalidEntityIdError` naming it, or with `invalidIds: 'refuse'` is refused with the reason
+   * while the others are scheduled (the relay does that).
+   */
+  async scheduleExports(
+    request: { integration: string; connector: string; ids: readonly EntityId[] },
+    options: { invalidIds?: 'throw' | 'refuse' } = {},
+  ): Promise<ScheduleResult[]> {
     const integration = await getIntegration(this.#db, request.integration);
     const job = getJob(this.#runtime, this.#runtime.connectors.exportWorkflowType(integration.type, request.connector));
     const refusal = refusalReason(integration);
     if (refusal) return request.ids.map((id) => ({ scheduled: false, key: encodeEntityId(id), reason: refusal }));
+    const problems = await this.#checkIds(job, request.ids);
+    const bad = problems.filter((p): p is string => p !== null);
+    if (bad.length > 0 && options.invalidIds !== 'refuse') {
+      throw new InvalidEntityIdError(bad.length === 1 ? (bad[0] as string) : `${bad.length} entity ids are not valid: ${bad.slice(0, 3).join('; ')}`);
+    }
     return Promise.all(
-      request.ids.map(async (id): Promise<ScheduledExport> => {
+      request.ids.map(async (id, i): Promise<ScheduleResult> => {
+        const problem = problems[i];
+        if (problem) return { scheduled: false, key: encodeEntityId(id), reason: problem };
         const key = encodeEntityId(id);
         const workflowId = exportWorkflowId(integration.name, request.connector, id);
         const input: ExportInput = { integration: integration.name, connector: request.connector, ids: [id] };
@@ -114,6 +131,13 @@ export class TidesyncClient {
         return { scheduled: true, workflowId, runId: handle.signaledRunId, job: job.name, key };
       }),
     );
+  }
+
+  /** The first step's reader checks the ids it will be given (when it can). */
+  async #checkIds(job: JobDefinition, ids: readonly EntityId[]): Promise<ReadonlyArray<string | null>> {
+    const step = job.steps[0];
+    const reader = step && this.#runtime.services.has('reader', step.reader) ? this.#runtime.services.get('reader', step.reader) : undefined;
+    return (await reader?.checkIds?.(ids, step?.parameters ?? {})) ?? ids.map(() => null);
   }
 
   /**

@@ -84,6 +84,13 @@ export class ConfigurationError extends TidesyncError {
   }
 }
 
+/** An entity id that cannot name a row of the connector's table (a wrong type, a missing column). */
+export class InvalidEntityIdError extends TidesyncError {
+  constructor(message: string) {
+    super('invalid_entity_id', message);
+  }
+}
+
 /**
  * Parses an HTTP `Retry-After` header (seconds or an HTTP date) into milliseconds.
  * Falls back to `fallbackMs` when the header is missing or unreadable.

@@ -97,6 +97,11 @@ export interface Reader {
   prepare(parameters: StepParameters): Promise<void>;
   /** Reads many entities at once; a missing entity is reported in `missing`, never thrown. */
   read(ids: readonly EntityId[], parameters: StepParameters): Promise<ReadResult>;
+  /**
+   * Optional: checks ids before an export is scheduled (for example against the identifier
+   * columns' types), so a bad id is refused at the call. Returns one problem per id, or null.
+   */
+  checkIds?(ids: readonly EntityId[], parameters: StepParameters): Promise<ReadonlyArray<string | null>>;
 }
 
 /** What a processor decided for one entity. */

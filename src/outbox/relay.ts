@@ -21,11 +21,10 @@ const PURGE_BATCH = 10_000;
 
 /** What the relay needs of a client: hand entities to Temporal, or say why not. */
 export interface ExportScheduler {
-  scheduleExports(request: {
-    integration: string;
-    connector: string;
-    ids: readonly EntityId[];
-  }): Promise<ReadonlyArray<{ readonly scheduled: true } | { readonly scheduled: false; readonly reason: string }>>;
+  scheduleExports(
+    request: { integration: string; connector: string; ids: readonly EntityId[] },
+    options: { invalidIds: 'refuse' },
+  ): Promise<ReadonlyArray<{ readonly scheduled: true } | { readonly scheduled: false; readonly reason: string }>>;
 }
 
 /** Options of `OutboxRelay`. */
@@ -121,11 +120,11 @@ export class OutboxRelay {
         const entries = [...group.ids.values()];
         let results;
         try {
-          results = await client.scheduleExports({
-            integration: group.integration,
-            connector: group.connector,
-            ids: entries.map((e) => e.id),
-          });
+          // A row with a bad id is skipped with the reason; the others of its batch go on.
+          results = await client.scheduleExports(
+            { integration: group.integration, connector: group.connector, ids: entries.map((e) => e.id) },
+            { invalidIds: 'refuse' },
+          );
         } catch (err) {
           // Unknown integration or connector: no retry will help; keep the rows, with the reason.
           if (!(err instanceof ConfigurationError)) throw err;

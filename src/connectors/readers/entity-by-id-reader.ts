@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { type EntityId, encodeEntityId } from '../../entity-id';
 import type { Entity, ReadResult, Reader, StepParameters } from '../connector';
 import { ConfigurationError } from '../../errors';
+import { idValueProblem } from './id-types';
 
 /** The name the built-in reader is registered under in the service registry. */
 export const ENTITY_BY_ID_READER = 'entity.by_id';
@@ -57,6 +58,8 @@ export class EntityByIdReader implements Reader {
   readonly #db: Kysely<any>;
   /** Tables already checked against the catalog, by `schema.table`. */
   readonly #checked = new Set<string>();
+  /** Column types of tables whose ids were checked, by `schema.table`. */
+  readonly #types = new Map<string, ReadonlyMap<string, string>>();
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   constructor(db: Kysely<any>) {
@@ -80,6 +83,46 @@ export class EntityByIdReader implements Reader {
       }
     }
     this.#checked.add(`${p.schema}.${p.table}`);
+  }
+
+  /**
+   * Checks each id's shape (one value, or every identifier column) and values against the
+   * identifier columns' types: `abc` for an integer key is refused before anything is exported.
+   */
+  async checkIds(ids: readonly EntityId[], parameters: StepParameters): Promise<Array<string | null>> {
+    const p = parseEntityByIdParameters(parameters);
+    const types = await this.#identifierTypes(p);
+    return ids.map((id) => {
+      let values: Array<string | number>;
+      try {
+        values = this.#values(id, p);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      for (const [i, column] of p.identifier.entries()) {
+        const type = types.get(column) ?? 'text';
+        const problem = idValueProblem(values[i] as string | number, type);
+        if (problem) return `entity id ${JSON.stringify(id)} is not valid for column '${column}' of ${p.schema}.${p.table} (${type}): ${problem}`;
+      }
+      return null;
+    });
+  }
+
+  async #identifierTypes(p: EntityByIdParameters): Promise<ReadonlyMap<string, string>> {
+    const table = `${p.schema}.${p.table}`;
+    let types = this.#types.get(table);
+    if (!types) {
+      const rows = await this.#db
+        .selectFrom('information_schema.columns')
+        .select(['column_name', 'data_type'])
+        .where('table_schema', '=', p.schema)
+        .where('table_name', '=', p.table)
+        .execute();
+      if (rows.length === 0) throw new ConfigurationError(`table '${table}' does not exist`);
+      types = new Map(rows.map((r: { column_name: string; data_type: string }) => [r.column_name, r.data_type]));
+      this.#types.set(table, types);
+    }
+    return types;
   }
 
   /** Reads every id in one query; ids with no row are returned in `missing`. */
