@@ -104,7 +104,9 @@ export class TidesyncClient {
     const problems = await this.#checkIds(job, request.ids);
     const bad = problems.filter((p): p is string => p !== null);
     if (bad.length > 0 && options.invalidIds !== 'refuse') {
-      throw new InvalidEntityIdError(bad.length === 1 ? (bad[0] as string) : `${bad.length} entity ids are not valid: ${bad.slice(0, 3).join('; ')}`);
+      throw new InvalidEntityIdError(
+        bad.length === 1 ? (bad[0] as string) : `${bad.length} entity ids are not valid: ${bad.slice(0, 3).join('; ')}`,
+      );
     }
     return Promise.all(
       request.ids.map(async (id, i): Promise<ScheduleResult> => {
@@ -136,7 +138,8 @@ export class TidesyncClient {
   /** The first step's reader checks the ids it will be given (when it can). */
   async #checkIds(job: JobDefinition, ids: readonly EntityId[]): Promise<ReadonlyArray<string | null>> {
     const step = job.steps[0];
-    const reader = step && this.#runtime.services.has('reader', step.reader) ? this.#runtime.services.get('reader', step.reader) : undefined;
+    const reader =
+      step && this.#runtime.services.has('reader', step.reader) ? this.#runtime.services.get('reader', step.reader) : undefined;
     return (await reader?.checkIds?.(ids, step?.parameters ?? {})) ?? ids.map(() => null);
   }
 

@@ -102,7 +102,8 @@ export class EntityByIdReader implements Reader {
       for (const [i, column] of p.identifier.entries()) {
         const type = types.get(column) ?? 'text';
         const problem = idValueProblem(values[i] as string | number, type);
-        if (problem) return `entity id ${JSON.stringify(id)} is not valid for column '${column}' of ${p.schema}.${p.table} (${type}): ${problem}`;
+        if (problem)
+          return `entity id ${JSON.stringify(id)} is not valid for column '${column}' of ${p.schema}.${p.table} (${type}): ${problem}`;
       }
       return null;
     });
