@@ -26,7 +26,7 @@ export async function exportCommand(
       }
       return scheduled.every((s) => s.scheduled) ? 0 : 1;
     }
-    return printOutcomes(ctx.client, scheduled, options);
+    return await printOutcomes(ctx.client, scheduled, options);
   } finally {
     await ctx.close();
   }

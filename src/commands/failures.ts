@@ -55,7 +55,7 @@ export async function retryFailedCommand(
       }
       return scheduled.every((s) => s.scheduled) ? 0 : 1;
     }
-    return printOutcomes(ctx.client, scheduled, { json: options.json, labels });
+    return await printOutcomes(ctx.client, scheduled, { json: options.json, labels });
   } finally {
     await ctx.close();
   }
