@@ -12,6 +12,7 @@ import { relayCommand } from './commands/relay';
 import { outboxCommand } from './commands/outbox';
 import { captureInstallCommand, captureRemoveCommand } from './commands/capture';
 import { conflictsCommand, resetCommand } from './commands/conflicts';
+import { failuresCommand, retryFailedCommand } from './commands/failures';
 import { DEFAULT_UI_PORT } from './stack/temporal-server';
 import { TidesyncError } from './errors';
 import { CONFIG_ENV } from './config/load-config';
@@ -123,11 +124,42 @@ program
 
 program
   .command('status')
-  .description('recent job executions')
+  .description("each integration's circuit breaker (healthy or degraded), then recent job executions (--json: the executions)")
   .option('--json', 'print JSON', false)
   .option('--limit <n>', 'how many', positiveInt, 20)
   .option('--integration <name>', 'only this integration')
   .action(action((opts: { json: boolean; limit: number; integration?: string }) => statusCommand(opts)));
+
+program
+  .command('failures')
+  .description(
+    'records kept as failed (rejected by the remote, or retried for the whole retry window), with why, when and how many attempts',
+  )
+  .option('--json', 'print JSON', false)
+  .option('--limit <n>', 'how many', positiveInt, 1000)
+  .option('--integration <name>', 'only this integration')
+  .option('--connector <name>', 'only this connector')
+  .action(action((opts: { json: boolean; limit: number; integration?: string; connector?: string }) => failuresCommand(opts)));
+
+program
+  .command('retry-failed')
+  .description('export failed records again (a success clears failed); waits and prints the outcome of each')
+  .option('--integration <name>', 'only this integration')
+  .option('--connector <name>', 'only this connector')
+  .option('--id <ids...>', 'only these entities (with --integration and --connector; composite ids as col=value;col=value)')
+  .option('--json', 'one JSON object per record', false)
+  .option('--no-wait', 'start the runs and return')
+  .action(
+    action((opts: { integration?: string; connector?: string; id?: string[]; json: boolean; wait: boolean }) =>
+      retryFailedCommand({
+        ...(opts.integration !== undefined ? { integration: opts.integration } : {}),
+        ...(opts.connector !== undefined ? { connector: opts.connector } : {}),
+        ...(opts.id !== undefined ? { ids: opts.id } : {}),
+        json: opts.json,
+        wait: opts.wait,
+      }),
+    ),
+  );
 
 program
   .command('conflicts')
@@ -156,16 +188,35 @@ integration
   .option('--disabled', 'disable the integration', false)
   .option('--one-way', 'turn two-way sync off', false)
   .addOption(new Option('--priority <side>', 'which side wins conflicts').choices(['local', 'remote']).default('local'))
+  .option(
+    '--retry-window <duration>',
+    'how long transient failures of a change are retried before it is marked failed, e.g. 24h (default 72h)',
+  )
+  .option('--probe-interval <duration>', 'while the remote is down, one probe write per this interval, e.g. 30s (default 30s)')
+  .option('--breaker-threshold <n>', 'failed remote calls in a row that trip the circuit breaker (default 10)')
   .action(
     action(
       (
         name: string,
-        opts: { type: string; transport?: string; secretRef?: string; disabled: boolean; oneWay: boolean; priority: string },
+        opts: {
+          type: string;
+          transport?: string;
+          secretRef?: string;
+          disabled: boolean;
+          oneWay: boolean;
+          priority: string;
+          retryWindow?: string;
+          probeInterval?: string;
+          breakerThreshold?: string;
+        },
       ) =>
         integrationSetCommand(name, {
           type: opts.type,
           ...(opts.transport ? { transport: opts.transport } : {}),
           ...(opts.secretRef ? { secretRef: opts.secretRef } : {}),
+          ...(opts.retryWindow !== undefined ? { retryWindow: opts.retryWindow } : {}),
+          ...(opts.probeInterval !== undefined ? { probeInterval: opts.probeInterval } : {}),
+          ...(opts.breakerThreshold !== undefined ? { breakerThreshold: opts.breakerThreshold } : {}),
           enabled: !opts.disabled,
           twoWay: !opts.oneWay,
           priority: opts.priority,
@@ -174,8 +225,9 @@ integration
   );
 integration
   .command('list')
-  .description('list integrations')
-  .action(action(() => integrationListCommand()));
+  .description('list integrations with their retry window and circuit breaker state')
+  .option('--json', 'print JSON', false)
+  .action(action((opts: { json: boolean }) => integrationListCommand(opts)));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(`tidesync: ${(err as Error).message}`);

@@ -5,12 +5,14 @@
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { TidesyncDatabase } from './store/schema';
-import { type EntityId, encodeEntityId } from './entity-id';
+import { type EntityId, encodeEntityId, parseEntityId } from './entity-id';
 import { type IntegrationSettings, getIntegration, upsertIntegration } from './store/integrations';
 import { type JobExecution, listExecutions } from './store/executions';
 import { type EntitySyncState, listSyncStates } from './store/sync-state';
-import { InvalidEntityIdError } from './errors';
+import { ConfigurationError, InvalidEntityIdError } from './errors';
 import type { JobDefinition } from './jobs/definition';
+import { type FailedRecord, listFailedRecords } from './store/failures';
+import { type IntegrationHealth, listIntegrationHealth } from './store/integration-health';
 import { type Runtime, getJob } from './runtime';
 import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from './search-attributes';
 import type { Integration } from './connectors/connector';
@@ -180,6 +182,77 @@ export class TidesyncClient {
   async recentExecutions(options: { limit?: number; integration?: string } = {}): Promise<JobExecution[]> {
     return listExecutions(this.#db, options);
   }
+
+  /**
+   * Records marked `failed` (rejected by the remote, or whose transient failures outlasted the
+   * retry window), oldest failure first, with the reason, the attempts and the time.
+   */
+  async listFailures(filter: FailureQuery = {}): Promise<FailedRecord[]> {
+    await this.#checkScope(filter);
+    return listFailedRecords(this.#db, {
+      ...(filter.integration !== undefined ? { integration: filter.integration } : {}),
+      ...(filter.connector !== undefined ? { connector: filter.connector } : {}),
+      ...(filter.ids !== undefined ? { keys: filter.ids.map((id) => encodeEntityId(id)) } : {}),
+      ...(filter.limit !== undefined ? { limit: filter.limit } : {}),
+    });
+  }
+
+  /**
+   * Exports failed records again (all, or those of an integration, a connector, or `ids`), each
+   * through its entity's usual workflow; a success clears `failed`. An id that is not failed is
+   * refused with the reason. Wait for the outcomes with `waitForExport`.
+   */
+  async retryFailed(filter: Omit<FailureQuery, 'limit'> = {}): Promise<ScheduleResult[]> {
+    const failed = await this.listFailures(filter);
+    const results: ScheduleResult[] = [];
+    if (filter.ids !== undefined) {
+      const found = new Set(failed.map((f) => f.key));
+      for (const key of new Set(filter.ids.map((id) => encodeEntityId(id)))) {
+        if (!found.has(key)) {
+          results.push({
+            scheduled: false,
+            key,
+            reason: `${filter.integration}/${filter.connector}/${key} is not failed: nothing to retry`,
+          });
+        }
+      }
+    }
+    const groups = new Map<string, { integration: string; connector: string; ids: EntityId[] }>();
+    for (const f of failed) {
+      const name = `${f.integration}\u0000${f.connector}`;
+      const group = groups.get(name) ?? { integration: f.integration, connector: f.connector, ids: [] };
+      group.ids.push(parseEntityId(f.key));
+      groups.set(name, group);
+    }
+    for (const group of groups.values()) results.push(...(await this.scheduleExports(group)));
+    return results;
+  }
+
+  /** The circuit breaker of every integration (or one): healthy or degraded, the failure streak, probes. */
+  async integrationHealth(options: { integration?: string } = {}): Promise<IntegrationHealth[]> {
+    if (options.integration !== undefined) await getIntegration(this.#db, options.integration);
+    return listIntegrationHealth(this.#db, options);
+  }
+
+  /** Checks the names in a failure query (unknown ones are errors that list the known). */
+  async #checkScope(filter: FailureQuery): Promise<void> {
+    if (filter.ids !== undefined && (filter.integration === undefined || filter.connector === undefined)) {
+      throw new ConfigurationError('failed records are picked by id within one integration and connector: give both with the ids');
+    }
+    if (filter.integration === undefined) return;
+    const integration = await getIntegration(this.#db, filter.integration);
+    if (filter.connector !== undefined) this.#runtime.connectors.get(integration.type, filter.connector);
+  }
+}
+
+/** Which failed records to list or retry; every field narrows the choice. */
+export interface FailureQuery {
+  readonly integration?: string;
+  readonly connector?: string;
+  /** Entities of `integration`/`connector` (both required with ids). */
+  readonly ids?: readonly EntityId[];
+  /** At most this many (listing only). */
+  readonly limit?: number;
 }
 
 /** Why an integration's settings refuse exports, or null when they allow them. */

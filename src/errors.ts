@@ -77,6 +77,20 @@ export class RemoteVersionConflictError extends TidesyncError {
   }
 }
 
+/**
+ * The integration's circuit breaker is open (`degraded`): the remote kept failing, so this write
+ * does not go out; the export waits on a durable timer and asks again (one probe per interval).
+ */
+export class IntegrationDegradedError extends TidesyncError {
+  /** How long until the next probe may start, in milliseconds. */
+  readonly retryInMs: number;
+
+  constructor(message: string, retryInMs: number, options?: { cause?: unknown }) {
+    super('integration_degraded', message, options);
+    this.retryInMs = retryInMs;
+  }
+}
+
 /** Configuration (integration, connector, job, table) is wrong; nothing will fix it but a human. */
 export class ConfigurationError extends TidesyncError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -58,6 +58,7 @@ export type { SecretResolver } from './secrets';
 // Errors
 export {
   ConfigurationError,
+  IntegrationDegradedError,
   NON_RETRYABLE_ERROR_TYPES,
   PermanentRemoteError,
   RateLimitedError,
@@ -72,7 +73,25 @@ export {
 export { enqueueExport, enqueueExports, OUTBOX_CHANNEL } from './outbox/enqueue';
 export type { AppTransaction, EnqueueOptions, OutboxBatch, OutboxRequest, PgQueryable } from './outbox/enqueue';
 export { TidesyncClient, exportWorkflowId } from './client';
-export type { ExportOutcome, ExportRequest, RefusedExport, ScheduleResult, ScheduledExport, TidesyncClientOptions } from './client';
+export type {
+  ExportOutcome,
+  ExportRequest,
+  FailureQuery,
+  RefusedExport,
+  ScheduleResult,
+  ScheduledExport,
+  TidesyncClientOptions,
+} from './client';
+export type { FailedRecord } from './store/failures';
+export type { IntegrationHealth } from './store/integration-health';
+export {
+  BREAKER_FAILURE_GAP_MS,
+  DEFAULT_BREAKER_THRESHOLD,
+  DEFAULT_PROBE_INTERVAL_MS,
+  DEFAULT_RETRY_WINDOW_MS,
+  formatDuration,
+  parseDuration,
+} from './retry-policy';
 export type { IntegrationSettings } from './store/integrations';
 export type { EntitySyncState } from './store/sync-state';
 export type { JobExecution } from './store/executions';

@@ -9,7 +9,7 @@ import type { Kysely } from 'kysely';
 import { TidesyncClient } from './client';
 import type { TidesyncConfig } from './config/define-config';
 import { type Servers, resolveServers, taskQueueOf } from './config/servers';
-import { parseDuration } from './config/duration';
+import { parseDuration } from './retry-policy';
 import { OutboxRelay } from './outbox/relay';
 import { type Runtime, type RuntimeDeclarations, createRuntime } from './runtime';
 import { type Databases, openDatabases } from './store/db';

@@ -115,7 +115,13 @@ describe('export workflow against the demo CRM', () => {
     const record = await execution(scheduled.runId);
     expect(record.failed_count).toBe(1);
     expect(record.failures[0]?.message).toMatch(/email domain is blocked/);
-    expect((await syncState(5))?.last_error).toMatch(/email domain is blocked/);
+    // Visible and queryable: the entity is `failed`, with the remote's message and the attempt.
+    expect(await syncState(5)).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error: expect.stringMatching(/email domain is blocked/),
+    });
+    expect((await syncState(5))?.failed_at).toBeInstanceOf(Date);
   });
 
   it('should stop at a failed step and say which step failed and why', async () => {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
@@ -9,8 +10,8 @@ import { createTestDatabase, startTestEngine } from './helpers';
 /**
  * Replay tests: histories recorded from real runs of released workflow code must replay without
  * non-determinism errors against today's code. Change the workflow without a `patched()` branch
- * and these fail. Record new fixtures (after a deliberate, patched change) with
- * `TIDESYNC_RECORD_HISTORIES=1 npx jest test/replay.test.ts`.
+ * and these fail. Record the fixtures of new scenarios (after a deliberate, patched change) with
+ * `TIDESYNC_RECORD_HISTORIES=1 npx jest test/replay.test.ts`; existing fixtures are kept as released.
  */
 const FIXTURES = path.join(__dirname, 'fixtures', 'histories');
 
@@ -29,18 +30,56 @@ describe('workflow replay', () => {
           const history = await engine.temporal.workflow.getHandle(scheduled.workflowId, scheduled.runId).fetchHistory();
           await writeFile(path.join(FIXTURES, `${name}.json`), historyToJSON(history));
         };
-        await record('create', 1);
-        demo.remote.injectFault({ kind: '429', retryAfterSeconds: 1, count: 1, method: 'POST' });
-        await record('retried-create', 2);
-        // The write of pass 1 is slow; a change committed meanwhile makes the run do a second pass.
-        await sql`update contacts set phone = 'first change' where id = 1`.execute(database.app);
-        demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'PATCH' });
-        await record('coalesced-update', 1, async () => {
-          await new Promise((resolve) => setTimeout(resolve, 700));
-          await sql`update contacts set phone = 'changed during the run' where id = 1`.execute(database.app);
-          await engine.client.scheduleExport({ integration: 'replay', connector: 'contact', id: 1 });
-        });
-        await record('missing-entity', 999);
+        const settings = { type: 'demo', name: 'replay', transport: { baseUrl: demo.remote.url }, secretRef: demo.integration.secretRef };
+        // Released histories are never recorded again: only scenarios without a fixture run.
+        const scenarios: Array<[string, () => Promise<void>]> = [
+          ['create', () => record('create', 1)],
+          [
+            'retried-create',
+            async () => {
+              demo.remote.injectFault({ kind: '429', retryAfterSeconds: 1, count: 1, method: 'POST' });
+              await record('retried-create', 2);
+            },
+          ],
+          [
+            'coalesced-update',
+            async () => {
+              // The write of pass 1 is slow; a change committed meanwhile makes the run do a second pass.
+              await sql`update contacts set phone = 'first change' where id = 1`.execute(database.app);
+              demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'PATCH' });
+              await record('coalesced-update', 1, async () => {
+                await new Promise((resolve) => setTimeout(resolve, 700));
+                await sql`update contacts set phone = 'changed during the run' where id = 1`.execute(database.app);
+                await engine.client.scheduleExport({ integration: 'replay', connector: 'contact', id: 1 });
+              });
+            },
+          ],
+          ['missing-entity', () => record('missing-entity', 999)],
+          // Recorded with the failure lifecycle (patched 'failure-lifecycle').
+          ['lifecycle-create', () => record('lifecycle-create', 3)],
+          [
+            'lifecycle-degraded-probe',
+            async () => {
+              // The first failure trips the breaker; the run waits, probes once per second, and writes when it recovers.
+              await engine.client.upsertIntegration({ ...settings, retryWindowMs: 60_000, probeIntervalMs: 1000, breakerThreshold: 1 });
+              demo.remote.injectFault({ kind: '5xx', status: 503, count: 3, method: 'POST' });
+              await record('lifecycle-degraded-probe', 4);
+            },
+          ],
+          [
+            'lifecycle-window-exhausted',
+            async () => {
+              await engine.client.upsertIntegration({ ...settings, retryWindowMs: 6000, probeIntervalMs: 1000, breakerThreshold: 1000 });
+              demo.remote.injectFault({ kind: '5xx', status: 503, count: 1_000_000, method: 'POST' });
+              await record('lifecycle-window-exhausted', 5);
+            },
+          ],
+        ];
+        for (const [name, run] of scenarios) {
+          if (existsSync(path.join(FIXTURES, `${name}.json`))) continue;
+          await run();
+          demo.remote.clearFaults();
+        }
       } finally {
         await engine.close();
         await demo.remote.stop();
@@ -52,7 +91,7 @@ describe('workflow replay', () => {
 
   it('should replay every recorded history with the current workflow code', async () => {
     const files = (await readdir(FIXTURES)).filter((f) => f.endsWith('.json')).sort();
-    expect(files.length).toBeGreaterThanOrEqual(4);
+    expect(files.length).toBeGreaterThanOrEqual(7);
     const bundlePath = process.env['TIDESYNC_WORKFLOW_BUNDLE'];
     const workflows = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../src/workflows') };
     for (const file of files) {

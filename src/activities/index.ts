@@ -3,18 +3,18 @@
  * execution records). Built by a factory so the worker passes in its own database and registries;
  * workflows only import the type of what `createActivities` returns.
  */
-import { Context } from '@temporalio/activity';
-import { ConfigurationError, PermanentRemoteError } from '../errors';
+import { ConfigurationError } from '../errors';
 import { getIntegration } from '../store/integrations';
 import { type Runtime, getJob } from '../runtime';
 import { beginExecutionRecord, finishExecutionRecord } from '../store/executions';
 import { classified } from './failures';
 import { type SecretResolver, resolveSecret as defaultResolveSecret } from '../secrets';
 import { planChanges } from './process-step';
-import { recordConflicts } from '../store/conflicts';
-import { loadSyncStates, saveFailure } from '../store/sync-state';
+import { loadSyncStates } from '../store/sync-state';
+import { saveFailed, resolveFailedNeverExported } from '../store/failures';
 import { writeBackRemoteIds } from '../store/write-back';
-import { toRecordedConflicts, writeChange } from './write-step';
+import { createWriteStep } from './write-activity';
+import { createFailureActivities } from './failure-activities';
 import type {
   ExecutionPlan,
   FinishInput,
@@ -22,15 +22,9 @@ import type {
   ProcessStepOutput,
   ReadStepInput,
   ReadStepOutput,
-  RecordFailure,
-  RecordedConflict,
   RunRef,
-  Skipped,
   StepInput,
   WriteBackInput,
-  WriteStepInput,
-  WriteStepOutput,
-  WrittenRecord,
 } from './types';
 
 /** What the activities need. */
@@ -70,6 +64,7 @@ export function createActivities(deps: ActivityDependencies) {
         return {
           integrationId: integration.id,
           steps: job.steps.map((s) => ({ name: s.name, title: s.title, writeBack: s.writeBack !== null })),
+          retry: { retryWindowMs: integration.retryWindowMs, probeIntervalMs: integration.probeIntervalMs },
         };
       },
     ),
@@ -84,79 +79,33 @@ export function createActivities(deps: ActivityDependencies) {
     /**
      * Runs the processor on each entity with its sync state. A changeset equal to what was last
      * pushed is skipped here, so no remote call is made for it; a missing entity that was
-     * exported becomes a delete.
+     * exported becomes a delete. A record the processor cannot map is marked `failed`; a failed
+     * create whose entity is gone locally needs nothing remote any more and is resolved.
      */
     processStep: classified(async (input: ProcessStepInput): Promise<ProcessStepOutput> => {
       const step = stepOf(input);
       const integration = await getIntegration(db, input.integration);
       const scope = { integrationId: input.integrationId, connector: input.connector };
       const states = await loadSyncStates(db, scope, [...input.items.map((i) => i.key), ...input.missing]);
-      return planChanges(input, step, integration, services.get('processor', step.processor), states);
+      const planned = await planChanges(input, step, integration, services.get('processor', step.processor), states);
+      for (const failure of planned.failures) {
+        await saveFailed(db, scope, { key: failure.key, error: failure.message, attempts: 0 });
+      }
+      await resolveFailedNeverExported(
+        db,
+        scope,
+        planned.notFound.filter((key) => states.get(key)?.status === 'failed'),
+      );
+      return planned;
     }),
 
     /**
-     * Pushes each change with the step's writer and records the sync state. A permanent rejection
-     * fails that record only; a transient one fails the activity so Temporal retries it (changes
-     * already pushed by an earlier attempt are recognised by their hash and not sent again).
+     * Pushes each change with the step's writer and records the sync state; asks the integration's
+     * breaker first when the run says so (see `write-activity.ts`).
      */
-    writeStep: classified(async (input: WriteStepInput): Promise<WriteStepOutput> => {
-      const step = stepOf(input);
-      const integration = await getIntegration(db, input.integration);
-      const writer = services.get('writer', step.writer);
-      const connector = connectors.get(integration.type, input.connector);
-      const secret = integration.secretRef ? await resolveSecret(integration.secretRef) : undefined;
-      const scope = { integrationId: input.integrationId, connector: input.connector };
-      const states = await loadSyncStates(
-        db,
-        scope,
-        input.changes.map((c) => c.key),
-      );
-      const ctx = Context.current();
-      const deps = {
-        db,
-        scope,
-        writer,
-        connector,
-        context: { integration, parameters: step.parameters, secret, signal: ctx.cancellationSignal },
-      };
-      const output = {
-        written: [] as WrittenRecord[],
-        skipped: [] as Skipped[],
-        failures: [] as RecordFailure[],
-        conflicts: [] as RecordedConflict[],
-        warnings: [] as string[],
-      };
-      for (const change of input.changes) {
-        ctx.heartbeat({ key: change.key });
-        try {
-          const outcome = await writeChange(deps, change, states.get(change.key));
-          if (outcome.kind === 'removed') {
-            output.skipped.push({ key: change.key, reason: outcome.warning });
-            continue;
-          }
-          if (outcome.conflicts.length > 0) {
-            const run = ctx.info.workflowExecution;
-            await recordConflicts(
-              db,
-              { ...input, key: change.key, workflowId: run?.workflowId ?? null, runId: run?.runId ?? null },
-              outcome.conflicts,
-            );
-            output.conflicts.push(...toRecordedConflicts(change.key, outcome.conflicts));
-          }
-          if (outcome.kind === 'skipped') output.skipped.push({ key: change.key, reason: outcome.reason });
-          else {
-            output.written.push(outcome.record);
-            if (outcome.warning) output.warnings.push(`entity ${change.key}: ${outcome.warning}`);
-          }
-        } catch (err) {
-          // A permanent rejection fails this record only; anything else fails the activity (retried).
-          if (!(err instanceof PermanentRemoteError)) throw err;
-          await saveFailure(db, scope, change.key, err.message);
-          output.failures.push({ key: change.key, step: step.name, code: err.code, message: err.message });
-        }
-      }
-      return output;
-    }),
+    writeStep: classified(createWriteStep(runtime, resolveSecret)),
+
+    ...classifiedAll(createFailureActivities(db)),
 
     /**
      * Writes remote ids of newly created records back into the local table, marked as tidesync's
@@ -173,6 +122,11 @@ export function createActivities(deps: ActivityDependencies) {
       await finishExecutionRecord(db, input);
     }),
   };
+}
+
+/** Wraps every activity of `activities` with `classified`. */
+function classifiedAll<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, classified(fn)])) as T;
 }
 
 /** The activities, as workflows see them (by type only). */

@@ -3,6 +3,7 @@ import type { Integration, Processor, SyncState } from '../connectors/connector'
 import type { StepDefinition } from '../jobs/definition';
 import { changedFields } from '../sync/values';
 import { hashSnapshot, idempotencyKey } from '../sync/snapshot';
+import { isOnRemote } from '../sync/standing';
 import type { PlannedChange, ProcessStepInput, ProcessStepOutput, RecordFailure, Skipped } from './types';
 
 /** Plans the changes of one step for entities read (and missing) by its reader. */
@@ -41,10 +42,11 @@ export async function planChanges(
       });
       continue;
     }
-    const onRemote = state?.remoteId && state.status === 'active' ? state : null;
+    const onRemote = isOnRemote(state) ? state : null;
     const hash = hashSnapshot(result.data);
-    // Type-aware: "20.50" and 20.5, or one instant in two time zones, are no change.
-    if (onRemote && changedFields(onRemote.snapshot, result.data).length === 0) {
+    // Type-aware: "20.50" and 20.5, or one instant in two time zones, are no change. A failed
+    // entity is written even so: its write settles the failure.
+    if (onRemote?.status === 'active' && changedFields(onRemote.snapshot, result.data).length === 0) {
       skipped.push({ key: item.key, reason: 'unchanged since the last export' });
       continue;
     }
@@ -60,9 +62,9 @@ export async function planChanges(
 
   for (const key of input.missing) {
     const state = states.get(key);
-    if (!state?.remoteId || state.status !== 'active') {
-      // Never exported, or its removal is already recorded: nothing to do remotely.
-      if (state && state.status !== 'active')
+    if (!isOnRemote(state)) {
+      // Never exported (or only failed to be), or its removal is already recorded: nothing to do remotely.
+      if (state && state.status !== 'active' && state.status !== 'failed')
         skipped.push({ key, reason: `already ${state.status === 'deleted' ? 'deleted remotely' : 'tombstoned'}` });
       else notFound.push(key);
       continue;

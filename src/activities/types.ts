@@ -5,6 +5,7 @@
 import type { Entity } from '../connectors/connector';
 import type { ExecutionStatus } from '../store/schema';
 import type { EntityId } from '../entity-id';
+import type { RetrySettings } from '../retry-policy';
 
 /** What the workflow knows about the run it belongs to. */
 export interface RunRef {
@@ -25,6 +26,11 @@ export interface PlannedStep {
 export interface ExecutionPlan {
   readonly integrationId: number;
   readonly steps: readonly PlannedStep[];
+  /**
+   * The integration's retry window and probe interval. Absent from plans recorded before they
+   * existed: the workflow then uses the defaults.
+   */
+  readonly retry?: RetrySettings;
 }
 
 /** An entity read by the reader. */
@@ -109,6 +115,30 @@ export interface WrittenRecord {
 /** Input of `writeStep`. */
 export interface WriteStepInput extends StepInput {
   readonly changes: readonly PlannedChange[];
+  /**
+   * Ask the integration's breaker before each attempt (runs that know the failure lifecycle do):
+   * a degraded integration refuses the write unless this is the probe `mayWrite` granted.
+   */
+  readonly gate?: { readonly probe: boolean };
+}
+
+/** Input of `mayWrite`. */
+export interface MayWriteInput {
+  readonly integration: string;
+  readonly integrationId: number;
+}
+
+/** What `mayWrite` answers: go ahead (maybe as the probe), or wait. */
+export type MayWriteOutput =
+  | { readonly allowed: true; readonly probe: boolean }
+  | { readonly allowed: false; readonly retryInMs: number; readonly lastError: string | null };
+
+/** Input of `markFailed`: changes whose transient failures outlasted the retry window. */
+export interface MarkFailedInput extends StepInput {
+  readonly changes: ReadonlyArray<Pick<PlannedChange, 'key' | 'hash'>>;
+  /** The reason, ending with the last error the remote gave. */
+  readonly error: string;
+  readonly attempts: number;
 }
 
 /** A field changed on both sides, as the execution record keeps it. */

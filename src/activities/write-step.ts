@@ -37,7 +37,8 @@ export async function writeChange(deps: WriteChangeDeps, planned: PlannedChange,
   const change: Change = { ...planned, partial: false, expectedVersion: null };
 
   if (change.operation === 'delete') {
-    if (state && state.status !== 'active')
+    // Removed by an earlier attempt of this activity.
+    if (state && (state.status === 'deleted' || state.status === 'tombstone'))
       return {
         kind: 'written',
         record: { key: change.key, remoteId: change.remoteId, operation: state.status === 'deleted' ? 'delete' : 'tombstone' },

@@ -1,4 +1,5 @@
-/** `tidesync status`: recent job executions as a table, or JSON. */
+/** `tidesync status`: each integration's circuit breaker, then recent job executions as a table (or JSON). */
+import type { IntegrationHealth } from '../store/integration-health';
 import { openCommandContext } from './connect';
 
 /** Options of the status command. */
@@ -8,10 +9,18 @@ export interface StatusCommandOptions {
   readonly integration?: string;
 }
 
-/** Prints recent executions, newest first. */
+/**
+ * Prints each integration's breaker (a degraded one with its failure, probes and next probe), then
+ * recent executions, newest first. `--json` prints the executions only, as before.
+ */
 export async function statusCommand(options: StatusCommandOptions): Promise<number> {
   const ctx = await openCommandContext();
   try {
+    if (!options.json) {
+      const health = await ctx.client.integrationHealth(options.integration ? { integration: options.integration } : {});
+      for (const h of health) console.log(describeHealth(h));
+      if (health.length > 0) console.log('');
+    }
     const rows = await ctx.client.recentExecutions({
       limit: options.limit,
       ...(options.integration ? { integration: options.integration } : {}),
@@ -43,4 +52,19 @@ export async function statusCommand(options: StatusCommandOptions): Promise<numb
   } finally {
     await ctx.close();
   }
+}
+
+const time = (date: Date | null): string => (date ? date.toISOString().replace('T', ' ').slice(0, 19) : '-');
+
+/** One line about an integration's breaker. */
+export function describeHealth(h: IntegrationHealth): string {
+  if (h.state === 'degraded') {
+    return (
+      `integration ${h.integration}: DEGRADED since ${time(h.degradedAt)} (${h.consecutiveFailures} failed calls in a row; last: ` +
+      `${h.lastError ?? 'unknown'}); exports wait, ${h.probes} probes so far, next probe at ${time(h.nextProbeAt)}`
+    );
+  }
+  const recovered = h.recoveredAt ? `, recovered ${time(h.recoveredAt)} after ${h.probes} probes` : '';
+  const streak = h.consecutiveFailures > 0 ? `, ${h.consecutiveFailures} failed calls in a row (last: ${h.lastError ?? 'unknown'})` : '';
+  return `integration ${h.integration}: healthy${streak}${recovered}`;
 }

@@ -22,6 +22,12 @@ export interface Integration {
   readonly transport: Readonly<Record<string, unknown>>;
   /** Where the secret lives (for example `env:CRM_TOKEN`); resolved only inside activities. */
   readonly secretRef: string | null;
+  /** How long transient failures of one change are retried before it is marked `failed` (ms). */
+  readonly retryWindowMs: number;
+  /** While the integration is degraded, one probe write per this interval (ms). */
+  readonly probeIntervalMs: number;
+  /** Failed remote calls in a row (across the integration's exports) that trip its breaker. */
+  readonly breakerThreshold: number;
 }
 
 /** What tidesync remembers about one entity on one remote. */
@@ -34,9 +40,15 @@ export interface SyncState {
   readonly lastError: string | null;
   /**
    * active: on the remote; deleted: deleted there after a local delete; tombstone: deleted locally
-   * only; remote_removed: gone from the remote, not exported again until reset.
+   * only; remote_removed: gone from the remote, not exported again until reset; failed: the last
+   * change was rejected for good or outlasted the retry window (`lastError` says why), kept until
+   * `retry-failed` or the entity's next change.
    */
-  readonly status: 'active' | 'deleted' | 'tombstone' | 'remote_removed';
+  readonly status: 'active' | 'deleted' | 'tombstone' | 'remote_removed' | 'failed';
+  /** Remote write attempts of the change that failed; 0 unless `failed`. */
+  readonly attempts: number;
+  /** When the entity was marked `failed`. */
+  readonly failedAt: Date | null;
 }
 
 /**

@@ -2,7 +2,17 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Integration, SyncPriority } from '../connectors/connector';
 import { ConfigurationError } from '../errors';
+import {
+  DEFAULT_BREAKER_THRESHOLD,
+  DEFAULT_PROBE_INTERVAL_MS,
+  DEFAULT_RETRY_WINDOW_MS,
+  MAX_RETRY_WINDOW_MS,
+  formatDuration,
+} from '../retry-policy';
 import type { IntegrationTable, TidesyncDatabase } from './schema';
+
+/** The longest probe interval accepted: a down remote must still be checked once an hour. */
+const MAX_PROBE_INTERVAL_MS = 60 * 60 * 1000;
 
 function toIntegration(row: Selectable<IntegrationTable>): Integration {
   return {
@@ -14,6 +24,9 @@ function toIntegration(row: Selectable<IntegrationTable>): Integration {
     syncPriority: row.sync_priority,
     transport: row.transport,
     secretRef: row.secret_ref,
+    retryWindowMs: Number(row.retry_window_ms),
+    probeIntervalMs: row.probe_interval_ms,
+    breakerThreshold: row.breaker_threshold,
   };
 }
 
@@ -34,10 +47,40 @@ export interface IntegrationSettings {
   readonly syncPriority?: SyncPriority;
   readonly transport?: Record<string, unknown>;
   readonly secretRef?: string | null;
+  /** How long transient failures of one change are retried before it is marked failed; default 72 h. */
+  readonly retryWindowMs?: number;
+  /** While the integration is degraded, one probe write per this interval; default 30 s. */
+  readonly probeIntervalMs?: number;
+  /** Failed remote calls in a row that trip the breaker; default 10. */
+  readonly breakerThreshold?: number;
 }
 
-/** Creates the integration, or updates it when one with that name exists. */
+/** Checks the retry and breaker settings; errors name the setting and the value. */
+export function checkRetrySettings(
+  settings: Pick<IntegrationSettings, 'name' | 'retryWindowMs' | 'probeIntervalMs' | 'breakerThreshold'>,
+): void {
+  const where = `integration '${settings.name}'`;
+  const window = settings.retryWindowMs;
+  if (window !== undefined && (!Number.isInteger(window) || window < 1000 || window > MAX_RETRY_WINDOW_MS)) {
+    throw new ConfigurationError(
+      `${where}: retry window ${window} ms is not valid: use 1s to ${formatDuration(MAX_RETRY_WINDOW_MS)} (whole milliseconds)`,
+    );
+  }
+  const probe = settings.probeIntervalMs;
+  if (probe !== undefined && (!Number.isInteger(probe) || probe < 100 || probe > MAX_PROBE_INTERVAL_MS)) {
+    throw new ConfigurationError(
+      `${where}: probe interval ${probe} ms is not valid: use 100ms to ${formatDuration(MAX_PROBE_INTERVAL_MS)} (whole milliseconds)`,
+    );
+  }
+  const threshold = settings.breakerThreshold;
+  if (threshold !== undefined && (!Number.isInteger(threshold) || threshold < 1 || threshold > 10_000)) {
+    throw new ConfigurationError(`${where}: breaker threshold ${threshold} is not valid: use a whole number from 1 to 10000`);
+  }
+}
+
+/** Creates the integration, or updates it when one with that name exists (omitted settings get their defaults). */
 export async function upsertIntegration(db: Kysely<TidesyncDatabase>, settings: IntegrationSettings): Promise<Integration> {
+  checkRetrySettings(settings);
   const values = {
     type: settings.type,
     enabled: settings.enabled ?? true,
@@ -45,6 +88,9 @@ export async function upsertIntegration(db: Kysely<TidesyncDatabase>, settings: 
     sync_priority: settings.syncPriority ?? 'local',
     transport: JSON.stringify(settings.transport ?? {}),
     secret_ref: settings.secretRef ?? null,
+    retry_window_ms: settings.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS,
+    probe_interval_ms: settings.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS,
+    breaker_threshold: settings.breakerThreshold ?? DEFAULT_BREAKER_THRESHOLD,
   };
   const row = await db
     .insertInto('integration')

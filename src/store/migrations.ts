@@ -7,6 +7,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import { OUTBOX_CHANNEL } from '../outbox/channel';
 import { DEFAULT_SCHEMA, checkSchemaName } from './db';
+import { failureLifecycle } from './migration-failure-lifecycle';
 
 /** The migrations of tidesync's tables in `schema`, by name (kysely runs them in name order). */
 function migrationsFor(schema: string): Record<string, Migration> {
@@ -137,6 +138,7 @@ function migrationsFor(schema: string): Record<string, Migration> {
         await sql`create index outbox_done_idx on ${q('outbox')} (dispatched_at) where status <> 'pending'`.execute(root);
       },
     },
+    '2026_12_02_001_failure_lifecycle': failureLifecycle(schema),
   };
 }
 

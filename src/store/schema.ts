@@ -23,6 +23,12 @@ export interface IntegrationTable {
   transport: JSONColumnType<Record<string, unknown>>;
   /** A reference such as `env:CRM_TOKEN`, resolved inside activities. */
   secret_ref: string | null;
+  /** How long transient failures of one change are retried before it is marked failed (bigint: read as text). */
+  retry_window_ms: ColumnType<string, number | undefined, number>;
+  /** While degraded, one probe write per this interval. */
+  probe_interval_ms: Generated<number>;
+  /** Failed remote calls in a row that trip the breaker. */
+  breaker_threshold: Generated<number>;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
 }
@@ -70,11 +76,41 @@ export interface SyncStateTable {
   last_synced_at: Timestamp | null;
   last_error: string | null;
   status: Generated<SyncStatus>;
+  /** Remote write attempts of the change that failed (set when it is marked failed). */
+  attempts: Generated<number>;
+  /** When the entity was marked failed; null unless `status` is `failed`. */
+  failed_at: Timestamp | null;
   updated_at: DefaultTimestamp;
 }
 
-/** Where an entity stands on the remote. */
-export type SyncStatus = 'active' | 'deleted' | 'tombstone' | 'remote_removed';
+/**
+ * Where an entity stands on the remote; `failed`: its last change was rejected for good or
+ * outlasted the retry window, and waits for `retry-failed` or its next change.
+ */
+export type SyncStatus = 'active' | 'deleted' | 'tombstone' | 'remote_removed' | 'failed';
+
+/** State of an integration's circuit breaker. */
+export type BreakerState = 'healthy' | 'degraded';
+
+/** `tidesync.integration_health`: the circuit breaker of one integration. */
+export interface IntegrationHealthTable {
+  integration_id: number;
+  state: Generated<BreakerState>;
+  /** Failed remote calls in a row, across the integration's exports. */
+  consecutive_failures: Generated<number>;
+  last_failure_at: Timestamp | null;
+  last_error: string | null;
+  /** When the breaker last tripped. */
+  degraded_at: Timestamp | null;
+  /** While degraded: the next probe may start at this time. */
+  probe_at: Timestamp | null;
+  /** Probes made since the breaker last tripped. */
+  probes: Generated<number>;
+  last_probe_at: Timestamp | null;
+  /** When a probe last found the remote back. */
+  recovered_at: Timestamp | null;
+  updated_at: DefaultTimestamp;
+}
 
 /** Status of an outbox row. */
 export type OutboxStatus = 'pending' | 'dispatched' | 'skipped';
@@ -116,4 +152,5 @@ export interface TidesyncDatabase {
   sync_state: SyncStateTable;
   outbox: OutboxTable;
   conflict: ConflictTable;
+  integration_health: IntegrationHealthTable;
 }

@@ -40,6 +40,8 @@ function toSyncState(r: Selectable<SyncStateTable>): SyncState {
     lastSyncedAt: r.last_synced_at,
     lastError: r.last_error,
     status: r.status,
+    attempts: r.attempts,
+    failedAt: r.failed_at,
   };
 }
 
@@ -57,21 +59,14 @@ export async function saveSynced(
     last_synced_at: new Date(),
     last_error: null,
     status: 'active' as const,
+    attempts: 0,
+    failed_at: null,
     updated_at: new Date(),
   };
   await db
     .insertInto('sync_state')
     .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: entity.key, ...values })
     .onConflict((oc) => oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet(values))
-    .execute();
-}
-
-/** Records why the last push of an entity failed, keeping what was last pushed successfully. */
-export async function saveFailure(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string, error: string): Promise<void> {
-  await db
-    .insertInto('sync_state')
-    .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: key, last_error: error })
-    .onConflict((oc) => oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet({ last_error: error, updated_at: new Date() }))
     .execute();
 }
 
@@ -87,7 +82,16 @@ export async function saveRemoved(
 ): Promise<void> {
   await db
     .updateTable('sync_state')
-    .set({ status, snapshot: null, snapshot_hash: null, last_synced_at: new Date(), last_error: null, updated_at: new Date() })
+    .set({
+      status,
+      snapshot: null,
+      snapshot_hash: null,
+      last_synced_at: new Date(),
+      last_error: null,
+      attempts: 0,
+      failed_at: null,
+      updated_at: new Date(),
+    })
     .where((eb) => oneEntity(eb, scope, key))
     .execute();
 }
@@ -96,7 +100,7 @@ export async function saveRemoved(
 export async function saveRemoteRemoved(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string, reason: string): Promise<void> {
   await db
     .updateTable('sync_state')
-    .set({ status: 'remote_removed', last_error: reason, updated_at: new Date() })
+    .set({ status: 'remote_removed', last_error: reason, attempts: 0, failed_at: null, updated_at: new Date() })
     .where((eb) => oneEntity(eb, scope, key))
     .execute();
 }

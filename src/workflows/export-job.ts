@@ -10,6 +10,7 @@ import {
   ApplicationFailure,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -32,6 +33,8 @@ import {
   WRITE_ACTIVITY_OPTIONS,
 } from './options';
 import { changedSignal } from './signals';
+import { DEFAULT_RETRY_SETTINGS } from '../retry-policy';
+import { FAILURE_LIFECYCLE_PATCH, writeWithRetries } from './write-retries';
 
 /** Input of an export run. Holds names and ids only: never a secret. */
 export interface ExportInput {
@@ -155,7 +158,16 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
       // Nothing to write (all skipped or missing): no remote activity at all.
       if (processed.changes.length === 0) continue;
       setCurrentDetails(`pass ${iteration}, **${step.title}**: writing ${processed.changes.length} changes`);
-      const result = await writeActivities.writeStep({ ...stepInput, changes: processed.changes });
+      // Runs recorded before the failure lifecycle wrote with one retried activity and failed the
+      // step when it gave up; they replay (and finish) that way.
+      const result = patched(FAILURE_LIFECYCLE_PATCH)
+        ? await writeWithRetries({
+            step: stepInput,
+            changes: processed.changes,
+            retry: plan.retry ?? DEFAULT_RETRY_SETTINGS,
+            label: `pass ${iteration}, **${step.title}**`,
+          })
+        : await writeActivities.writeStep({ ...stepInput, changes: processed.changes });
       for (const w of result.written) {
         if (w.operation === 'tombstone') {
           counters.skipped += 1;

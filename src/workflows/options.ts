@@ -5,6 +5,9 @@ import { NON_RETRYABLE_ERROR_TYPES } from '../errors';
 /** Failure types that retrying cannot fix (see `errors.ts`). */
 const NON_RETRYABLE = [...NON_RETRYABLE_ERROR_TYPES];
 
+/** Attempts of one write activity in runs that know the failure lifecycle (see below). */
+export const WRITE_ATTEMPTS_PER_ACTIVITY = 3;
+
 /** Retries of database work: quick, a few times, for a restarting database. */
 const DATABASE_RETRY = {
   initialInterval: '500 milliseconds',
@@ -27,7 +30,8 @@ export const BOOKKEEPING_ACTIVITY_OPTIONS: LocalActivityOptions = {
 };
 
 /**
- * Remote writes: transient failures (5xx, timeouts, connection errors) back off exponentially up
+ * Remote writes of runs recorded before the failure lifecycle (kept so they replay and finish as
+ * they began): transient failures (5xx, timeouts, connection errors) back off exponentially up
  * to a minute; a 429 comes back after the remote's Retry-After (the activity sets the next retry
  * delay); permanent rejections are not retried.
  */
@@ -40,6 +44,25 @@ export const WRITE_ACTIVITY_OPTIONS: ActivityOptions = {
     maximumInterval: '1 minute',
     maximumAttempts: 10,
     nonRetryableErrorTypes: NON_RETRYABLE,
+  },
+};
+
+/**
+ * Remote writes of runs that know the failure lifecycle: a blip (one 503, a reset connection, a
+ * 429 with a short Retry-After) is retried here, within seconds and without a workflow timer;
+ * anything longer is the workflow's to wait out on durable timers, asking the integration's
+ * breaker first, until the integration's retry window ends. A degraded integration refuses the
+ * write at once (`IntegrationDegradedError`) rather than letting each export retry on its own.
+ */
+export const WINDOWED_WRITE_ACTIVITY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: WRITE_ATTEMPTS_PER_ACTIVITY,
+    nonRetryableErrorTypes: [...NON_RETRYABLE, 'IntegrationDegradedError'],
   },
 };
 
