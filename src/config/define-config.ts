@@ -5,6 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import { type CodecSettings, codecSettingsSchema } from '../codec/settings';
 import type { Connector, Processor, Reader, Writer } from '../connectors/connector';
 import { ConfigurationError } from '../errors';
 import type { SecretResolver } from '../secrets';
@@ -73,8 +74,13 @@ export interface TidesyncConfig {
     /** Activities one worker runs at once; default 50. */
     readonly maxConcurrentActivityTaskExecutions?: number;
   };
-  /** Resolves integrations' secret references; default `env:NAME` and `file:PATH`. */
+  /** Resolves secret references (integrations', codec keys'); default `env:NAME` and `file:PATH`. */
   readonly resolveSecret?: SecretResolver;
+  /**
+   * Encrypts what tidesync writes into Temporal's history (AES-256-GCM): the first key encrypts,
+   * every key decrypts. Off when absent. The Web UI reads it through `tidesync codec-server`.
+   */
+  readonly codec?: CodecSettings;
   /** What `tidesync dev` runs once the stack is up (the demo uses it). */
   readonly dev?: DevHook;
 }
@@ -104,6 +110,7 @@ const configSchema = z.strictObject({
   temporal: temporalSettingsSchema.optional(),
   worker: z.strictObject({ maxConcurrentActivityTaskExecutions: z.number().int().positive().optional() }).optional(),
   resolveSecret: fn('a function (ref) => Promise<string>').optional(),
+  codec: codecSettingsSchema.optional(),
   dev: z
     .strictObject({
       setup: fn('a function ({ db, args }) => Promise<void>').optional(),
