@@ -3,13 +3,33 @@
  * (`/encode`, `/decode`), so the Web UI and the `temporal` CLI can show encrypted histories.
  * Needs only the config and its keys: no database, no Temporal connection.
  */
+import type { AesGcmCodec } from '../codec/aes-gcm-codec';
+import { type CodecServer, type CodecServerOptions, startCodecServer } from '../codec/codec-server';
 import { createCodec } from '../codec/data-converter';
-import { startCodecServer } from '../codec/codec-server';
+import type { TidesyncConfig } from '../config/define-config';
 import { ConfigurationError } from '../errors';
+import { DEFAULT_UI_PORT } from '../stack/temporal-server';
 import { loadCheckedConfig } from './connect';
 
-/** The dev stack's Web UI, under both names a browser may use for it. */
-export const DEFAULT_UI_ORIGINS: readonly string[] = ['http://127.0.0.1:8233', 'http://localhost:8233'];
+const NO_CODEC_HINT = "codec: { keys: [{ id: 'k1', ref: 'env:TIDESYNC_CODEC_KEY' }] }";
+
+/** The Web UI of a dev server on `port`, under both names a browser may use for it. */
+export function uiOrigins(port = DEFAULT_UI_PORT): string[] {
+  return [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
+}
+
+/** The dev stack's Web UI origins, the default of `--origin`. */
+export const DEFAULT_UI_ORIGINS: readonly string[] = uiOrigins();
+
+/** Starts a codec server for the config's codec (`tidesync dev` runs one too); errors name a bad key. */
+export async function startConfigCodecServer(
+  config: TidesyncConfig,
+  options: Omit<CodecServerOptions, 'codec'>,
+): Promise<{ readonly server: CodecServer; readonly codec: AesGcmCodec }> {
+  if (!config.codec) throw new ConfigurationError(`the config has no codec: add ${NO_CODEC_HINT}`);
+  const codec = await createCodec(config.codec, config.resolveSecret);
+  return { server: await startCodecServer({ ...options, codec }), codec };
+}
 
 /** Options of the codec-server command. */
 export interface CodecServerCommandOptions {
@@ -23,14 +43,8 @@ export interface CodecServerCommandOptions {
 /** Serves the codec until SIGINT/SIGTERM. */
 export async function codecServerCommand(options: CodecServerCommandOptions): Promise<number> {
   const { file, config } = await loadCheckedConfig({ required: true });
-  if (!config.codec) {
-    throw new ConfigurationError(
-      `${file ?? 'the config'} has no codec: add codec: { keys: [{ id: 'k1', ref: 'env:TIDESYNC_CODEC_KEY' }] }`,
-    );
-  }
-  const codec = await createCodec(config.codec, config.resolveSecret);
-  const server = await startCodecServer({
-    codec,
+  if (!config.codec) throw new ConfigurationError(`${file ?? 'the config'} has no codec: add ${NO_CODEC_HINT}`);
+  const { server, codec } = await startConfigCodecServer(config, {
     port: options.port,
     host: options.host,
     origins: options.origin,
