@@ -47,7 +47,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/workflows/**/*.ts'],
+    // The codec's failure converter is bundled into the workflow sandbox too.
+    files: ['src/workflows/**/*.ts', 'src/codec/failure-converter.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

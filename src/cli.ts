@@ -13,6 +13,8 @@ import { outboxCommand } from './commands/outbox';
 import { captureInstallCommand, captureRemoveCommand } from './commands/capture';
 import { conflictsCommand, resetCommand } from './commands/conflicts';
 import { failuresCommand, retryFailedCommand } from './commands/failures';
+import { type CodecServerCommandOptions, DEFAULT_UI_ORIGINS, codecServerCommand } from './commands/codec-server';
+import { DEFAULT_CODEC_SERVER_PORT } from './codec/codec-server';
 import { DEFAULT_UI_PORT } from './stack/temporal-server';
 import { TidesyncError } from './errors';
 import { CONFIG_ENV } from './config/load-config';
@@ -22,6 +24,18 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`'${value}' is not a non-negative integer`);
   return n;
+}
+
+/** Collects a repeated `--origin`, checked and reduced to scheme://host:port as browsers send it. */
+function origins(value: string, previous: string[] | undefined): string[] {
+  let origin: string;
+  try {
+    origin = new URL(value).origin;
+  } catch {
+    throw new InvalidArgumentError(`'${value}' is not a URL such as http://localhost:8233`);
+  }
+  if (origin === 'null') throw new InvalidArgumentError(`'${value}' has no origin; use http(s)://host[:port]`);
+  return [...(previous ?? []), origin];
 }
 
 /** Runs an action and exits with its code; errors print their message (and code) only. */
@@ -176,6 +190,23 @@ program
   .argument('<connector>', 'connector name')
   .argument('<id>', 'entity id (composite: col=value;col=value)')
   .action(action((integration: string, connector: string, id: string) => resetCommand(integration, connector, id)));
+
+program
+  .command('codec-server')
+  .description("serve the config's payload codec at /encode and /decode for the Temporal Web UI and CLI (--codec-endpoint)")
+  .option('--port <port>', 'port to listen on (0: any free port)', positiveInt, DEFAULT_CODEC_SERVER_PORT)
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option(
+    '--origin <url>',
+    `Web UI origin allowed to call it from a browser; repeatable (default: ${DEFAULT_UI_ORIGINS.join(', ')})`,
+    origins,
+  )
+  .addOption(new Option('--token <token>', 'require Authorization: Bearer <token> on every request').env('TIDESYNC_CODEC_SERVER_TOKEN'))
+  .action(
+    action((opts: Omit<CodecServerCommandOptions, 'origin'> & { origin?: string[] }) =>
+      codecServerCommand({ ...opts, origin: opts.origin ?? DEFAULT_UI_ORIGINS }),
+    ),
+  );
 
 const integration = program.command('integration').description('configure integrations');
 integration

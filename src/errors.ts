@@ -106,6 +106,16 @@ export class InvalidEntityIdError extends TidesyncError {
 }
 
 /**
+ * A payload cannot be decrypted: encrypted under a key the codec does not have, tampered with, or
+ * not a payload this codec wrote. `code` says which: `codec_unknown_key`, `codec_bad_payload`.
+ */
+export class CodecError extends TidesyncError {
+  constructor(code: 'codec_unknown_key' | 'codec_bad_payload', message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+/**
  * Parses an HTTP `Retry-After` header (seconds or an HTTP date) into milliseconds.
  * Falls back to `fallbackMs` when the header is missing or unreadable.
  */

@@ -16,6 +16,15 @@ export type { TemporalSettings } from './temporal/settings';
 export { resolveTemporalSettings } from './temporal/connection';
 export type { ResolvedTemporal } from './temporal/connection';
 
+// Encrypting what goes into Temporal's history
+export { AesGcmCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA } from './codec/aes-gcm-codec';
+export { CODEC_FAILURE_CONVERTER_PATH, codecDataConverter, createCodec } from './codec/data-converter';
+export { parseKey } from './codec/keys';
+export type { CodecKey } from './codec/keys';
+export type { CodecKeySettings, CodecSettings } from './codec/settings';
+export { DEFAULT_CODEC_SERVER_PORT, startCodecServer } from './codec/codec-server';
+export type { CodecServer, CodecServerOptions } from './codec/codec-server';
+
 // One wiring
 export { startTidesync } from './start';
 export type { StartOptions, Tidesync } from './start';
@@ -57,6 +66,7 @@ export type { SecretResolver } from './secrets';
 
 // Errors
 export {
+  CodecError,
   ConfigurationError,
   IntegrationDegradedError,
   NON_RETRYABLE_ERROR_TYPES,

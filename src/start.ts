@@ -4,9 +4,11 @@
  * `tidesync dev`, every command, the tests and the benchmarks start tidesync through here.
  */
 import { Client, type Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import { TidesyncClient } from './client';
+import { codecDataConverter, createCodec } from './codec/data-converter';
 import type { TidesyncConfig } from './config/define-config';
 import { type Servers, resolveServers, taskQueueOf } from './config/servers';
 import { parseDuration } from './retry-policy';
@@ -51,8 +53,10 @@ export interface Tidesync {
   readonly store: Kysely<TidesyncDatabase>;
   readonly runtime: Runtime;
   readonly client: TidesyncClient;
-  /** The Temporal client (workflows, schedules). */
+  /** The Temporal client (workflows, schedules); it encrypts and decrypts when a codec is configured. */
   readonly temporal: Client;
+  /** The data converter of the client and the worker: the config's codec, or undefined when it has none. */
+  readonly dataConverter: DataConverter | undefined;
   readonly worker: Worker | undefined;
   readonly relay: OutboxRelay | undefined;
   /** Settles when the worker stops (at once when there is none); rejects if it fails. */
@@ -76,6 +80,8 @@ export async function startTidesync(config: TidesyncConfig, options: StartOption
     if (errors.length > 0) throw errors[0];
   };
   try {
+    // Keys are resolved first: a missing or malformed key fails before anything connects.
+    const dataConverter = config.codec ? codecDataConverter(await createCodec(config.codec, config.resolveSecret)) : undefined;
     const databases: Databases = openDatabases(servers.databaseUrl, {
       ...(config.database?.schema ? { schema: config.database.schema } : {}),
       max: options.poolSize ?? config.database?.poolSize ?? 10,
@@ -91,7 +97,11 @@ export async function startTidesync(config: TidesyncConfig, options: StartOption
 
     const clientConnection: Connection = await connectClientConnection(servers.temporal);
     closers.push(() => clientConnection.close());
-    const temporal = new Client({ connection: clientConnection, namespace: servers.temporal.namespace });
+    const temporal = new Client({
+      connection: clientConnection,
+      namespace: servers.temporal.namespace,
+      ...(dataConverter ? { dataConverter } : {}),
+    });
     const client = new TidesyncClient({ runtime, temporal, taskQueue });
 
     let worker: Worker | undefined;
@@ -106,6 +116,7 @@ export async function startTidesync(config: TidesyncConfig, options: StartOption
         namespace: servers.temporal.namespace,
         taskQueue,
         ...(config.resolveSecret ? { resolveSecret: config.resolveSecret } : {}),
+        ...(dataConverter ? { dataConverter } : {}),
         ...(options.workflowBundlePath ? { workflowBundlePath: options.workflowBundlePath } : {}),
         ...(config.worker?.maxConcurrentActivityTaskExecutions
           ? { maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivityTaskExecutions }
@@ -145,6 +156,7 @@ export async function startTidesync(config: TidesyncConfig, options: StartOption
       runtime,
       client,
       temporal,
+      dataConverter,
       worker,
       relay,
       workerDone,

@@ -3,6 +3,7 @@
  * registries. `tidesync worker` runs it against configured servers; `tidesync dev` runs it
  * in-process against the embedded stack.
  */
+import type { DataConverter } from '@temporalio/common';
 import {
   DefaultLogger,
   type LogLevel,
@@ -13,6 +14,7 @@ import {
 } from '@temporalio/worker';
 import { createActivities } from './activities';
 import { type TidesyncMetrics, createMetrics } from './metrics/metrics';
+import { checkWorkflowBundle } from './codec/data-converter';
 import type { SecretResolver } from './secrets';
 import { DEFAULT_TASK_QUEUE } from './config/servers';
 import type { Runtime } from './runtime';
@@ -31,11 +33,17 @@ export interface CreateWorkerOptions {
   readonly workflowBundlePath?: string;
   /** Caps on concurrent work, for small machines. */
   readonly maxConcurrentActivityTaskExecutions?: number;
+  /**
+   * Payload codecs and converters (the config's `codec`); the client must use the same one. A
+   * pre-built bundle must have been built with its `failureConverterPath`.
+   */
+  readonly dataConverter?: DataConverter;
 }
 
 /** Creates (but does not run) a worker for tidesync's task queue. */
 export async function createWorker(options: CreateWorkerOptions): Promise<Worker> {
   const bundlePath = options.workflowBundlePath ?? process.env['TIDESYNC_WORKFLOW_BUNDLE'];
+  if (bundlePath) await checkWorkflowBundle(bundlePath, options.dataConverter);
   const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = bundlePath
     ? { workflowBundle: { codePath: bundlePath } }
     : { workflowsPath: require.resolve('./workflows') };
@@ -49,6 +57,7 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Worker
       ...(options.resolveSecret ? { resolveSecret: options.resolveSecret } : {}),
     }),
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 50,
+    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
   });
 }
 

@@ -80,7 +80,13 @@ export interface TestEngine {
  */
 export async function startTestEngine(
   database: Pick<TestDatabase, 'url'>,
-  options: Pick<RuntimeDeclarations, 'register'> & { jobs?: readonly string[]; address?: string; config?: TidesyncConfig } = {},
+  options: Pick<RuntimeDeclarations, 'register'> & {
+    jobs?: readonly string[];
+    address?: string;
+    config?: TidesyncConfig;
+    /** A workflow bundle of its own (a codec needs one built with its failure converter); default the run's. */
+    workflowBundlePath?: string;
+  } = {},
 ): Promise<TestEngine> {
   const base = options.config ?? demoDeclarations;
   const config: TidesyncConfig = { ...base, jobs: [...(base.jobs ?? []), ...(options.jobs ?? [])] };
@@ -89,7 +95,11 @@ export async function startTestEngine(
     temporalAddress: options.address ?? requireEnv('TEMPORAL_ADDRESS'),
     poolSize: 4,
     ...(options.register ? { register: options.register } : {}),
-    ...(process.env['TIDESYNC_WORKFLOW_BUNDLE'] ? { workflowBundlePath: process.env['TIDESYNC_WORKFLOW_BUNDLE'] } : {}),
+    ...(options.workflowBundlePath
+      ? { workflowBundlePath: options.workflowBundlePath }
+      : process.env['TIDESYNC_WORKFLOW_BUNDLE']
+        ? { workflowBundlePath: process.env['TIDESYNC_WORKFLOW_BUNDLE'] }
+        : {}),
   });
   return {
     runtime: tidesync.runtime,

@@ -12,6 +12,7 @@ const snippets = {
   activityValue: [WORKFLOW, "import { createActivities } from '../activities';\nexport const a = createActivities;\n"],
   activityType: [WORKFLOW, "import type { ExportActivities } from '../activities';\nexport type A = ExportActivities;\n"],
   floating: [WORKFLOW, 'async function f(): Promise<void> {}\nexport function g(): void {\n  f();\n}\n'],
+  failureConverter: ['src/codec/failure-converter.ts', "import { createHash } from 'node:crypto';\nexport const h = createHash;\n"],
   outside: [ACTIVITY, "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n"],
 } as const;
 
@@ -43,6 +44,10 @@ describe('lint rules for workflow code', () => {
   it('should forbid Node built-ins and I/O libraries in src/workflows', () => {
     expect(restricted(messages.builtins)).toHaveLength(2);
     expect(messages.builtins.join('\n')).toMatch(/workflow code must be deterministic/);
+  });
+
+  it("should forbid Node built-ins in the codec's failure converter, which is bundled with the workflows", () => {
+    expect(restricted(messages.failureConverter)).toHaveLength(1);
   });
 
   it('should allow only type imports of activities', () => {

@@ -8,6 +8,7 @@ import type { DevHook, DevResult } from '../config/define-config';
 import { openDatabases } from '../store/db';
 import { resolveServers } from '../config/servers';
 import { type Tidesync, startTidesync } from '../start';
+import { startConfigCodecServer, uiOrigins } from './codec-server';
 import { loadCheckedConfig } from './connect';
 
 /** Options of `tidesync dev`. */
@@ -42,11 +43,22 @@ export async function devCommand(options: DevOptions): Promise<number> {
   const cleanups: Array<() => Promise<unknown>> = [];
   let tidesync: Tidesync | undefined;
   try {
-    const stack = await startDevStack({ uiPort: options.uiPort, log: say, handleSignals: false });
+    // With a codec, the UI reads the encrypted histories through a codec server: start it first.
+    const codecServer = config.codec
+      ? (await startConfigCodecServer(config, { port: 0, origins: uiOrigins(options.uiPort), log: say })).server
+      : null;
+    if (codecServer) cleanups.push(() => codecServer.close());
+    const stack = await startDevStack({
+      uiPort: options.uiPort,
+      log: say,
+      handleSignals: false,
+      ...(codecServer ? { uiCodecEndpoint: codecServer.url } : {}),
+    });
     cleanups.unshift(() => stack.stop());
     if (interrupted) return 130;
     const stackStartMs = Date.now() - started;
     say(`stack ready in ${stackStartMs} ms`);
+    if (codecServer) say(`codec server on ${codecServer.url}: the Web UI (and temporal --codec-endpoint) decode histories through it`);
     const env = {
       ...process.env,
       DATABASE_URL: stack.databaseUrl,
@@ -75,6 +87,7 @@ export async function devCommand(options: DevOptions): Promise<number> {
       stackStartMs,
       wallMs: Date.now() - started,
       temporalUi: stack.uiUrl,
+      codecServer: codecServer?.url ?? null,
       temporalAddress: stack.temporalAddress,
     };
     if (stack.uiUrl) say(`Temporal Web UI: ${stack.uiUrl}/namespaces/${stack.namespace}/workflows`);

@@ -5,6 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import { type CodecSettings, codecSettingsSchema } from '../codec/settings';
 import type { Connector, Processor, Reader, Writer } from '../connectors/connector';
 import { ConfigurationError } from '../errors';
 import type { SecretResolver } from '../secrets';
@@ -83,8 +84,13 @@ export interface TidesyncConfig {
   readonly outbox?: {
     readonly retention?: string | number;
   };
-  /** Resolves integrations' secret references; default `env:NAME` and `file:PATH`. */
+  /** Resolves secret references (integrations', codec keys'); default `env:NAME` and `file:PATH`. */
   readonly resolveSecret?: SecretResolver;
+  /**
+   * Encrypts what tidesync writes into Temporal's history (AES-256-GCM): the first key encrypts,
+   * every key decrypts. Off when absent. The Web UI reads it through `tidesync codec-server`.
+   */
+  readonly codec?: CodecSettings;
   /** What `tidesync dev` runs once the stack is up (the demo uses it). */
   readonly dev?: DevHook;
 }
@@ -116,6 +122,7 @@ const configSchema = z.strictObject({
   metrics: z.strictObject({ port: z.number().int().min(0).max(65535).optional(), host: name.optional() }).optional(),
   outbox: z.strictObject({ retention: z.union([name, z.number().nonnegative()]).optional() }).optional(),
   resolveSecret: fn('a function (ref) => Promise<string>').optional(),
+  codec: codecSettingsSchema.optional(),
   dev: z
     .strictObject({
       setup: fn('a function ({ db, args }) => Promise<void>').optional(),

@@ -37,6 +37,8 @@ export interface DevStackOptions {
   readonly uiPort?: number;
   /** Serve the Temporal UI; default true. */
   readonly ui?: boolean;
+  /** A codec server the Temporal UI decodes payloads through; default none. */
+  readonly uiCodecEndpoint?: string;
   /** Where progress lines go; default console.log. */
   readonly log?: (line: string) => void;
   /** The tidesync home folder; default {@link tidesyncHome}. */
@@ -147,6 +149,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
           env,
           ...(options.ui === undefined ? {} : { ui: options.ui }),
           ...(options.uiPort === undefined ? {} : { uiPort: options.uiPort }),
+          ...(options.uiCodecEndpoint === undefined ? {} : { uiCodecEndpoint: options.uiCodecEndpoint }),
         }),
       (t) => (t.started ? `dev server ${t.address}${t.uiUrl ? `, ui ${t.uiUrl}` : ''}` : `TEMPORAL_ADDRESS ${t.address}`),
     ),

@@ -50,6 +50,8 @@ export interface TemporalDevServerOptions {
   readonly searchAttributes?: readonly SearchAttributeKey<SearchAttributeType>[];
   /** Where the server's output goes; default `<home>/logs/temporal.log`. */
   readonly logFile?: string;
+  /** A codec server the web UI decodes payloads through (`tidesync codec-server`); default none. */
+  readonly uiCodecEndpoint?: string;
 }
 
 /** A running Temporal dev server. */
@@ -140,6 +142,7 @@ async function spawnServer(
 ): Promise<ChildProcess> {
   const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port), '--namespace', settings.namespace, '--log-level', 'warn'];
   args.push(...(settings.ui ? ['--ui-port', String(settings.uiPort)] : ['--headless']));
+  if (settings.ui && options.uiCodecEndpoint) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
   if (options.dbFilename) args.push('--db-filename', options.dbFilename);
   for (const pragma of SQLITE_PRAGMAS) args.push('--sqlite-pragma', pragma);
   for (const { name, type } of settings.attributes)
@@ -218,7 +221,10 @@ async function startWithSdk(
         ...(settings.port === undefined ? {} : { port: settings.port }),
         ...(options.dbFilename ? { dbFilename: options.dbFilename } : {}),
         searchAttributes: [...settings.attributes],
-        extraArgs: SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
+        extraArgs: [
+          ...SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
+          ...(settings.ui && options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
+        ],
       },
     });
     let stopping: Promise<void> | undefined;
@@ -266,6 +272,8 @@ export interface ResolveTemporalOptions {
   readonly home?: string;
   /** Environment to read TEMPORAL_ADDRESS and the CLI settings from; default process.env. */
   readonly env?: NodeJS.ProcessEnv;
+  /** A codec server for the web UI of a dev server we start. */
+  readonly uiCodecEndpoint?: string;
 }
 
 /**
@@ -287,6 +295,7 @@ export async function resolveTemporal(options: ResolveTemporalOptions = {}): Pro
     logFile: logFilePath(home, 'temporal'),
     ...(options.ui === undefined ? {} : { ui: options.ui }),
     ...(options.uiPort === undefined ? {} : { uiPort: options.uiPort }),
+    ...(options.uiCodecEndpoint === undefined ? {} : { uiCodecEndpoint: options.uiCodecEndpoint }),
   });
   return { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl, started: true, stop: server.stop };
 }
