@@ -54,6 +54,7 @@ export async function createWorker(options: CreateWorkerOptions): Promise<Worker
     ...workflows,
     activities: createActivities({
       runtime: options.runtime,
+      metrics: runtimeMetrics(),
       ...(options.resolveSecret ? { resolveSecret: options.resolveSecret } : {}),
     }),
     maxConcurrentActivityTaskExecutions: options.maxConcurrentActivityTaskExecutions ?? 50,

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { noopMetricMeter } from '@temporalio/common';
 import { sql } from 'kysely';
+import { DEMO_TOKEN_ENV, setupDemo } from '../examples/demo/demo-setup';
 import { enqueueExports } from '../src/outbox/enqueue';
 import { OutboxRelay } from '../src/outbox/relay';
 import { createMetrics } from '../src/metrics/metrics';
@@ -42,6 +43,8 @@ describe('metrics, health and the outbox backlog', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase();
+    // The demo CRM's token: the worker process resolves the integration's secret reference from it.
+    process.env[DEMO_TOKEN_ENV] ||= 'metrics-test-token';
     env = { ...process.env, DATABASE_URL: database.url, TIDESYNC_CONFIG: DEMO_CONFIG, TIDESYNC_TASK_QUEUE: uniqueName('metrics') };
   });
   afterAll(async () => database?.drop());
@@ -81,6 +84,28 @@ describe('metrics, health and the outbox backlog', () => {
         pending: 3,
         byConnector: [{ integration, connector: 'contact', pending: 3, oldestPendingSeconds: expect.any(Number) }],
       });
+
+      // Exports through this worker: one written, one refused by the remote for good.
+      const engine = await startTestEngine(database);
+      const demo = await setupDemo({ db: database.app, client: engine.client, contacts: 3, integrationName: integration });
+      try {
+        expect((await output(cli(['export', integration, 'contact', '1'], env))).code).toBe(0);
+        demo.remote.injectFault({ kind: '422', count: 1, method: 'POST' });
+        expect((await output(cli(['export', integration, 'contact', '2'], env))).code).toBe(1);
+      } finally {
+        await engine.close();
+        await demo.remote.stop();
+      }
+      const exported = await (await fetch(`${base}/metrics`)).text();
+      const series = (name: string, labels: string) => new RegExp(`^${name}\\{[^}]*${labels}[^}]*\\} ([0-9.]+)$`, 'm').exec(exported)?.[1];
+      expect({
+        completed: series('tidesync_exports\\w*', `outcome="completed"`),
+        withFailures: series('tidesync_exports\\w*', `outcome="completed_with_failures"`),
+        written: series('tidesync_records\\w*', `outcome="written"`),
+        failedRecords: series('tidesync_failed_records', `integration="${integration}"`),
+        breaker: series('tidesync_breaker_degraded', `integration="${integration}"`),
+        writes: series('tidesync_remote_write_latency\\w*_count', `integration="${integration}"`),
+      }).toEqual({ completed: '1', withFailures: '1', written: '1', failedRecords: '1', breaker: '0', writes: '2' });
     } finally {
       worker.kill('SIGTERM');
       await new Promise((resolve) => worker.once('close', resolve));

@@ -3,11 +3,13 @@
  * execution records). Built by a factory so the worker passes in its own database and registries;
  * workflows only import the type of what `createActivities` returns.
  */
+import { Context } from '@temporalio/activity';
 import { ConfigurationError } from '../errors';
 import { getIntegration } from '../store/integrations';
 import { type Runtime, getJob } from '../runtime';
 import { beginExecutionRecord, finishExecutionRecord } from '../store/executions';
 import { classified } from './failures';
+import type { TidesyncMetrics } from '../metrics/metrics';
 import { type SecretResolver, resolveSecret as defaultResolveSecret } from '../secrets';
 import { planChanges } from './process-step';
 import { loadSyncStates } from '../store/sync-state';
@@ -32,6 +34,8 @@ export interface ActivityDependencies {
   readonly runtime: Runtime;
   /** Resolves secret references; defaults to `env:` and `file:` references. */
   readonly resolveSecret?: SecretResolver;
+  /** Where exports, records, remote write latency and retries are counted (the runtime's meter). */
+  readonly metrics?: TidesyncMetrics;
 }
 
 /** Creates the export activities bound to `deps`. */
@@ -39,6 +43,7 @@ export function createActivities(deps: ActivityDependencies) {
   const { runtime } = deps;
   const { store: db, app, services, connectors } = runtime;
   const resolveSecret = deps.resolveSecret ?? defaultResolveSecret;
+  const { metrics } = deps;
 
   const stepOf = (input: StepInput) => {
     const job = getJob(runtime, input.job);
@@ -47,7 +52,7 @@ export function createActivities(deps: ActivityDependencies) {
     return step;
   };
 
-  return {
+  return countRetries(metrics, {
     /**
      * Checks the run's integration, connector and job, records the execution as running, and
      * returns the steps to run.
@@ -103,7 +108,7 @@ export function createActivities(deps: ActivityDependencies) {
      * Pushes each change with the step's writer and records the sync state; asks the integration's
      * breaker first when the run says so (see `write-activity.ts`).
      */
-    writeStep: classified(createWriteStep(runtime, resolveSecret)),
+    writeStep: classified(createWriteStep(runtime, resolveSecret, metrics)),
 
     ...classifiedAll(createFailureActivities(db)),
 
@@ -119,9 +124,35 @@ export function createActivities(deps: ActivityDependencies) {
 
     /** Records the outcome of the run. */
     finishExecution: classified(async (input: FinishInput): Promise<void> => {
-      await finishExecutionRecord(db, input);
+      const run = await finishExecutionRecord(db, input);
+      if (run && metrics) {
+        metrics.exports.add(1, { ...run, outcome: input.status });
+        for (const outcome of ['written', 'skipped', 'failed'] as const) {
+          if (input.counters[outcome] > 0) metrics.records.add(input.counters[outcome], { ...run, outcome });
+        }
+      }
     }),
-  };
+  });
+}
+
+/** Counts every attempt after the first of each activity, by activity, integration and connector. */
+function countRetries<T extends Record<string, (input: never) => Promise<unknown>>>(
+  metrics: TidesyncMetrics | undefined,
+  activities: T,
+): T {
+  if (!metrics) return activities;
+  return Object.fromEntries(
+    Object.entries(activities).map(([name, fn]) => [
+      name,
+      async (input: never) => {
+        if (Context.current().info.attempt > 1) {
+          const run = input as { integration?: unknown; connector?: unknown };
+          metrics.retries.add(1, { activity: name, integration: String(run.integration ?? ''), connector: String(run.connector ?? '') });
+        }
+        return fn(input);
+      },
+    ]),
+  ) as T;
 }
 
 /** Wraps every activity of `activities` with `classified`. */

@@ -13,6 +13,8 @@ export interface RemoteOutcomeReporter {
   answered(): Promise<void>;
   /** A remote call failed in a way that says the remote is down or overloaded. */
   failed(error: unknown): Promise<void>;
+  /** How long a remote write call took, whatever its outcome (for the latency metric). */
+  timed?(ms: number): void;
 }
 
 /**
@@ -33,9 +35,11 @@ function isRemoteAnswer(err: unknown): boolean {
 export function watchRemote(writer: Writer, reporter: RemoteOutcomeReporter): Writer {
   const call = async <T>(context: WriteContext, isWrite: boolean, fn: () => Promise<T>): Promise<T> => {
     let result: T;
+    const started = performance.now();
     try {
       result = await fn();
     } catch (err) {
+      if (isWrite) reporter.timed?.(performance.now() - started);
       // A cancelled activity aborts its request: that says nothing about the remote.
       if (!context.signal.aborted) {
         if (isRemoteOutage(err)) await reporter.failed(err);
@@ -43,7 +47,10 @@ export function watchRemote(writer: Writer, reporter: RemoteOutcomeReporter): Wr
       }
       throw err;
     }
-    if (isWrite) await reporter.answered();
+    if (isWrite) {
+      reporter.timed?.(performance.now() - started);
+      await reporter.answered();
+    }
     return result;
   };
   const read = writer.read;

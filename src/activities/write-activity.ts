@@ -17,11 +17,12 @@ import { loadSyncStates } from '../store/sync-state';
 import { formatDuration } from '../retry-policy';
 import { toActivityFailure } from './failures';
 import type { RecordFailure, RecordedConflict, Skipped, WriteStepInput, WriteStepOutput, WrittenRecord } from './types';
+import type { TidesyncMetrics } from '../metrics/metrics';
 import { watchRemote } from './watch-remote';
 import { toRecordedConflicts, writeChange } from './write-step';
 
 /** Builds the `writeStep` activity. */
-export function createWriteStep(runtime: Runtime, resolveSecret: SecretResolver) {
+export function createWriteStep(runtime: Runtime, resolveSecret: SecretResolver, metrics?: TidesyncMetrics) {
   const { store: db, services, connectors } = runtime;
 
   return async (input: WriteStepInput): Promise<WriteStepOutput> => {
@@ -51,6 +52,7 @@ export function createWriteStep(runtime: Runtime, resolveSecret: SecretResolver)
       failed: async (err) => {
         await recordRemoteFailure(db, integration, err instanceof Error ? err.message : String(err));
       },
+      timed: (ms) => metrics?.remoteWriteMs.record(Math.round(ms), { integration: integration.name, connector: input.connector }),
     });
     const connector = connectors.get(integration.type, input.connector);
     const secret = integration.secretRef ? await resolveSecret(integration.secretRef) : undefined;

@@ -21,6 +21,8 @@ export interface TidesyncMetrics {
   readonly outboxOldestSeconds: MetricGauge;
   /** Entities whose last export failed for good, by integration and connector. */
   readonly failedRecords: MetricGauge;
+  /** 1 while an integration's circuit breaker is open (`degraded`), 0 while it is healthy. */
+  readonly breakerDegraded: MetricGauge;
 }
 
 /** Creates tidesync's metrics on `meter` (the runtime's: `Runtime.instance().metricMeter`). */
@@ -33,5 +35,6 @@ export function createMetrics(meter: MetricMeter): TidesyncMetrics {
     outboxPending: meter.createGauge('tidesync_outbox_pending_rows', 'int', 'rows', 'pending outbox rows'),
     outboxOldestSeconds: meter.createGauge('tidesync_outbox_oldest_pending_age', 'float', 's', 'age of the oldest pending outbox row'),
     failedRecords: meter.createGauge('tidesync_failed_records', 'int', 'records', 'entities whose last export failed'),
+    breakerDegraded: meter.createGauge('tidesync_breaker_degraded', 'int', '1', "1 while the integration's breaker is open"),
   };
 }

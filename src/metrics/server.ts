@@ -7,6 +7,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
 import type { Tidesync } from '../start';
+import { countFailedRecords } from '../store/failures';
+import { listIntegrationHealth } from '../store/integration-health';
 import { outboxStats } from '../store/outbox';
 import type { TidesyncMetrics } from './metrics';
 
@@ -32,8 +34,9 @@ export interface MetricsServer {
 
 /** Starts the endpoint; resolves once it listens. */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const seen = new Set<string>();
   const server = createServer((req, res) => {
-    handle(options, req, res).catch((err: unknown) => send(res, 500, `metrics failed: ${(err as Error).message}\n`));
+    handle(options, seen, req, res).catch((err: unknown) => send(res, 500, `metrics failed: ${(err as Error).message}\n`));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -46,11 +49,11 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   };
 }
 
-async function handle(options: MetricsServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(options: MetricsServerOptions, seen: Set<string>, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://x').pathname;
   if (req.method !== 'GET') return send(res, 405, 'use GET\n');
   if (path === '/metrics') {
-    await refreshGauges(options);
+    await refreshGauges(options, seen);
     const sdk = await fetch(options.sdkMetricsUrl, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
     return send(res, 200, await sdk.text(), 'text/plain; version=0.0.4');
   }
@@ -65,11 +68,25 @@ async function handle(options: MetricsServerOptions, req: IncomingMessage, res: 
   send(res, 404, 'not found: GET /metrics or /healthz\n');
 }
 
-/** Gauges that come from the database: read them just before the scrape. */
-async function refreshGauges({ tidesync, metrics }: MetricsServerOptions): Promise<void> {
-  const stats = await outboxStats(tidesync.store);
+/**
+ * Gauges that come from the database, read just before each scrape. A series that was reported
+ * once is reported again (as 0) when its rows are gone, so a cleared failure does not linger.
+ */
+async function refreshGauges({ tidesync, metrics }: MetricsServerOptions, seen: Set<string>): Promise<void> {
+  const [stats, failed, health] = await Promise.all([
+    outboxStats(tidesync.store),
+    countFailedRecords(tidesync.store),
+    listIntegrationHealth(tidesync.store),
+  ]);
   metrics.outboxOldestSeconds.set(stats.oldestPendingSeconds);
   metrics.outboxPending.set(stats.pending);
+  const current = new Map(failed.map((f) => [JSON.stringify([f.integration, f.connector]), f.failed]));
+  for (const key of new Set([...seen, ...current.keys()])) {
+    const [integration, connector] = JSON.parse(key) as [string, string];
+    metrics.failedRecords.set(current.get(key) ?? 0, { integration, connector });
+    seen.add(key);
+  }
+  for (const h of health) metrics.breakerDegraded.set(h.state === 'degraded' ? 1 : 0, { integration: h.integration });
 }
 
 async function check(probe: () => Promise<unknown>): Promise<string> {

@@ -28,8 +28,11 @@ export async function beginExecutionRecord(
 }
 
 /** Records the outcome, counters, warnings and failures of a run. */
-export async function finishExecutionRecord(db: Kysely<TidesyncDatabase>, input: FinishInput): Promise<void> {
-  await db
+export async function finishExecutionRecord(
+  db: Kysely<TidesyncDatabase>,
+  input: FinishInput,
+): Promise<{ integration: string; connector: string } | undefined> {
+  return db
     .updateTable('job_execution')
     .set({
       status: input.status,
@@ -47,7 +50,8 @@ export async function finishExecutionRecord(db: Kysely<TidesyncDatabase>, input:
     })
     .where('run_id', '=', input.runId)
     .where('iteration', '=', input.iteration)
-    .execute();
+    .returning(['integration', 'connector'])
+    .executeTakeFirst();
 }
 
 /** A job execution record. */

@@ -139,3 +139,17 @@ export async function listFailedRecords(db: Kysely<TidesyncDatabase>, filter: Fa
     lastSyncedAt: r.last_synced_at,
   }));
 }
+
+/** How many records are kept as `failed`, by integration and connector (for the metrics). */
+export async function countFailedRecords(
+  db: Kysely<TidesyncDatabase>,
+): Promise<Array<{ integration: string; connector: string; failed: number }>> {
+  const rows = await db
+    .selectFrom('sync_state')
+    .innerJoin('integration', 'integration.id', 'sync_state.integration_id')
+    .select((eb) => ['integration.name as integration', 'sync_state.connector', eb.fn.countAll<string>().as('failed')])
+    .where('sync_state.status', '=', 'failed')
+    .groupBy(['integration.name', 'sync_state.connector'])
+    .execute();
+  return rows.map((r) => ({ integration: r.integration, connector: r.connector, failed: Number(r.failed) }));
+}
