@@ -8,8 +8,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { CrmApiError, type CrmContact } from './crm-contact';
 import { FaultQueue, parseFaultSpec, type Fault, type FaultSpec } from './crm-faults';
-import { parseJson, readBody, sendError, sendJson } from './crm-http';
-import { CrmStore, type CrmStats, type CrmWriteHook, type StoredResponse } from './crm-store';
+import { header, parseJson, readBody, send, sendError, sendJson, withEtag } from './crm-http';
+import type { StoredResponse } from './crm-idempotency';
+import { CrmStore, type CrmStats, type CrmWriteHook } from './crm-store';
 
 /** How to start a demo CRM. */
 export interface DemoCrmServerOptions {
@@ -19,7 +20,11 @@ export interface DemoCrmServerOptions {
   port?: number;
   /** Defaults to 127.0.0.1: the demo CRM is never meant to be reachable from elsewhere. */
   host?: string;
-  /** A JSON file loaded at start and saved after every change, so a second run sees the same data. */
+  /**
+   * Keeps the data across restarts: a snapshot in this file, and every applied request appended
+   * to `<dataFile>.journal`, replayed at start and folded into the snapshot as it grows and on
+   * `stop()`. Without it the data lives in memory only.
+   */
   dataFile?: string;
   /** Sees each applied create, update or delete of ours (see `CrmWriteHook`); for in-process benchmarks. */
   onWrite?: CrmWriteHook;
@@ -55,7 +60,7 @@ export class DemoCrmServer {
   /** Starts a demo CRM and resolves once it is listening. */
   static async start(options: DemoCrmServerOptions): Promise<DemoCrmServer> {
     if (options.token === '') throw new Error('demo crm needs a non-empty token');
-    const instance = new DemoCrmServer(options.token, CrmStore.open(options.dataFile, options.onWrite));
+    const instance = new DemoCrmServer(options.token, CrmStore.open({ dataFile: options.dataFile, onWrite: options.onWrite }));
     const host = options.host ?? '127.0.0.1';
     const server = instance.#server;
     await new Promise<void>((resolve, reject) => {
@@ -75,7 +80,10 @@ export class DemoCrmServer {
     return this.#url;
   }
 
-  /** Stops listening and closes every open connection, including ones held by `slow` faults. */
+  /**
+   * Stops listening and closes every open connection, including ones held by `slow` faults, then
+   * folds the journal into the data file.
+   */
   async stop(): Promise<void> {
     this.#stopped ??= new Promise<void>((resolve, reject) => {
       for (const [timer, wake] of this.#sleepers) {
@@ -85,7 +93,7 @@ export class DemoCrmServer {
       this.#sleepers.clear();
       this.#server.close((error) => (error ? reject(error) : resolve()));
       this.#server.closeAllConnections();
-    });
+    }).then(() => this.#store.close());
     return this.#stopped;
   }
 
@@ -170,9 +178,13 @@ export class DemoCrmServer {
       if (replay) return send(res, replay, { 'idempotent-replayed': 'true' });
     }
 
-    const response = this.#apply(method, id, text, header(req, 'if-match'));
-    // Only applied changes are remembered: a rejected request retried after a fix must run again.
-    if (key !== undefined && method !== 'GET') this.#store.remember(key, method, path, response);
+    // One journal line for the change and its key: a crash keeps both or neither.
+    const response = this.#store.atomic(() => {
+      const applied = this.#apply(method, id, text, header(req, 'if-match'));
+      // Only applied changes are remembered: a rejected request retried after a fix must run again.
+      if (key !== undefined && method !== 'GET') this.#store.remember(key, method, path, applied);
+      return applied;
+    });
     send(res, response);
   }
 
@@ -271,11 +283,6 @@ export class DemoCrmServer {
   }
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 /** Decodes a contact id from the path; a malformed escape is the client's mistake, not a 500. */
 function decodeId(segment: string): string {
   try {
@@ -283,13 +290,4 @@ function decodeId(segment: string): string {
   } catch {
     throw new CrmApiError(400, 'invalid_path', `contact id "${segment}" is not a valid URL path segment`);
   }
-}
-
-function withEtag(status: number, contact: CrmContact): StoredResponse {
-  return { status, body: contact, etag: `"${contact.version}"` };
-}
-
-function send(res: ServerResponse, response: StoredResponse, headers: Record<string, string> = {}): void {
-  const etag = response.etag === undefined ? {} : { etag: response.etag };
-  sendJson(res, response.status, response.body, { ...headers, ...etag });
 }
