@@ -98,6 +98,32 @@ describe('demo crm journal', () => {
     expect((await recovered.client.create(bob, { idempotencyKey: key() })).id).toBe('c_3');
   });
 
+  it('should journal a whole batch and its idempotency key as one line, replayed together', async () => {
+    const { server } = await start();
+    const idempotencyKey = key();
+    const body = JSON.stringify({
+      items: [
+        { key: 'a', fields: alice },
+        { key: 'b', fields: bob },
+      ],
+    });
+    const post = (url: string) =>
+      fetch(`${url}/contacts/batch`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'idempotency-key': idempotencyKey },
+        body,
+      });
+    const first = (await (await post(server.url)).json()) as unknown;
+    expect((await readFile(`${dataFile}.journal`, 'utf8')).trimEnd().split('\n')).toHaveLength(1);
+
+    const recovered = await start(await crashImage('batch.json'));
+    expect(recovered.server.contacts()).toEqual(server.contacts());
+    const replayed = await post(recovered.server.url);
+    expect(replayed.headers.get('idempotent-replayed')).toBe('true');
+    expect(await replayed.json()).toEqual(first);
+    expect(recovered.server.contacts()).toHaveLength(2);
+  });
+
   it('should drop a last line torn by a crash mid-append and keep every earlier record', async () => {
     const { server, client } = await start();
     for (let index = 0; index < 5; index += 1) {

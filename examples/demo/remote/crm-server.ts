@@ -6,6 +6,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { applyBatch, parseBatch } from './crm-batch';
 import { CrmApiError, type CrmContact } from './crm-contact';
 import { FaultQueue, parseFaultSpec, type Fault, type FaultSpec } from './crm-faults';
 import { header, parseJson, readBody, send, sendError, sendJson, withEtag } from './crm-http';
@@ -30,13 +31,14 @@ export interface DemoCrmServerOptions {
   onWrite?: CrmWriteHook;
 }
 
+const BATCH_ROUTE = '/contacts/batch';
 const CONTACT_ROUTE = /^\/contacts\/([^/]+)$/;
 const EDIT_ROUTE = /^\/_control\/contacts\/([^/]+)\/edit$/;
 
 /**
  * A demo remote CRM with a REST contacts API: bearer auth, versions with `ETag`/`If-Match`,
- * `Idempotency-Key` replay, and fault injection. The control operations are also methods, for
- * tests running in the same process.
+ * `Idempotency-Key` replay, a batch upsert (`POST /contacts/batch`, see `crm-batch.ts`) and fault
+ * injection. The control operations are also methods, for tests running in the same process.
  */
 export class DemoCrmServer {
   readonly #server: Server;
@@ -158,14 +160,16 @@ export class DemoCrmServer {
   async #contactsApi(method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.#store.countRequest(method);
     this.#authenticate(req);
-    const id = path === '/contacts' ? undefined : decodeId(CONTACT_ROUTE.exec(path)?.[1] ?? '');
+    const batch = path === BATCH_ROUTE;
+    const id = batch || path === '/contacts' ? undefined : decodeId(CONTACT_ROUTE.exec(path)?.[1] ?? '');
     if (id === '') throw new CrmApiError(404, 'not_found', `no route for ${method} ${path}`);
-    const allowed = id === undefined ? ['GET', 'POST'] : ['GET', 'PUT', 'PATCH', 'DELETE'];
+    const allowed = batch ? ['POST'] : id === undefined ? ['GET', 'POST'] : ['GET', 'PUT', 'PATCH', 'DELETE'];
     if (!allowed.includes(method)) {
       throw new CrmApiError(405, 'method_not_allowed', `${method} is not allowed on ${path}`);
     }
     const text = await readBody(req);
 
+    // Faults and the request's idempotency key apply to a batch as a whole.
     const fault = this.#faultQueue.take(method, path);
     if (fault) {
       this.#store.countFault();
@@ -178,14 +182,21 @@ export class DemoCrmServer {
       if (replay) return send(res, replay, { 'idempotent-replayed': 'true' });
     }
 
-    // One journal line for the change and its key: a crash keeps both or neither.
+    // One journal line for the change and its key: a crash keeps both (a whole batch) or neither.
     const response = this.#store.atomic(() => {
-      const applied = this.#apply(method, id, text, header(req, 'if-match'));
+      const applied = batch ? this.#applyBatch(text) : this.#apply(method, id, text, header(req, 'if-match'));
       // Only applied changes are remembered: a rejected request retried after a fix must run again.
+      // A batch answer counts as applied, failed items included: a corrected batch needs a new key.
       if (key !== undefined && method !== 'GET') this.#store.remember(key, method, path, applied);
       return applied;
     });
     send(res, response);
+  }
+
+  /** `POST /contacts/batch` (see `crm-batch.ts`): 200 with a result per item, in order. */
+  #applyBatch(text: string): StoredResponse {
+    const items = parseBatch(parseJson(text));
+    return { status: 200, body: { results: applyBatch(this.#store, this.#faultQueue, items) } };
   }
 
   /** Runs one contacts operation synchronously, so nothing interleaves with its idempotency check. */
@@ -231,6 +242,8 @@ export class DemoCrmServer {
         }
         if (fault.apply) return true;
         throw new CrmApiError(504, 'gateway_timeout', fault.message);
+      case 'item-422':
+        throw new Error('item-422 faults are taken per batch item, never per request');
     }
   }
 
