@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from 'tidesync';
+import { DemoCrmClient, UnexpectedRemoteResponseError } from './crm-client';
 import { DemoCrmServer } from './crm-server';
 
 const TOKEN = 'test-token';
@@ -218,5 +222,80 @@ describe('demo crm batch faults', () => {
   it('should refuse item-422 faults with a method or path, and match on other kinds', () => {
     expect(() => server.injectFault({ kind: 'item-422', path: '/contacts/batch' })).toThrow(/item-422 fault matches batch items/);
     expect(() => server.injectFault({ kind: '5xx', match: 'k1' })).toThrow('invalid fault match: match applies only to item-422 faults');
+  });
+});
+
+describe('demo crm client batch upsert', () => {
+  const client = () => new DemoCrmClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 2000 });
+
+  it('should map refused items to tidesync errors, in input order, beside the applied ones', async () => {
+    const [first, second] = await seed(alice, bob);
+    server.injectFault({ kind: 'item-422', match: 'blocked', message: 'company is blocked' });
+    const results = await client().batchUpsert(
+      [
+        { key: 'created', fields: { firstName: 'Carol', email: 'carol@example.com' } },
+        { key: 'missing', id: 'c_999', fields: alice },
+        { key: 'stale', id: first.id, fields: alice, ifMatch: 5 },
+        { key: 'blocked', fields: bob },
+        { key: 'patched', id: second.id, fields: { phone: '555' }, partial: true, ifMatch: second.version },
+        { key: 'twice', id: second.id, fields: bob },
+      ],
+      { idempotencyKey: key() },
+    );
+    expect(results.map((result) => [result.key, result.ok, result.status])).toEqual([
+      ['created', true, 201],
+      ['missing', false, 404],
+      ['stale', false, 412],
+      ['blocked', false, 422],
+      ['patched', true, 200],
+      ['twice', false, 409],
+    ]);
+    const [, missing, stale, blocked, patched, twice] = results.map((result) => (result.ok ? result.contact : result.error));
+    expect(missing).toBeInstanceOf(RemoteNotFoundError);
+    expect(missing).toMatchObject({ remoteMessage: 'contact c_999 does not exist' });
+    expect(stale).toBeInstanceOf(RemoteVersionConflictError);
+    expect(stale).toMatchObject({ currentVersion: 1, code: 'remote_version_conflict' });
+    expect(blocked).toBeInstanceOf(PermanentRemoteError);
+    expect(blocked).toMatchObject({ status: 422, remoteMessage: 'company is blocked' });
+    expect((blocked as Error).message).toBe('demo crm rejected item "blocked" of POST /contacts/batch (422): company is blocked');
+    expect(patched).toMatchObject({ ...bob, phone: '555', version: 2 });
+    expect(twice).toBeInstanceOf(PermanentRemoteError);
+    expect(twice).toMatchObject({ status: 409 });
+  });
+
+  it('should throw a failure of the whole request as a classified error', async () => {
+    const one = [{ key: 'a', fields: alice }];
+    server.injectFault({ kind: '5xx', status: 502, path: '/contacts/batch' });
+    await expect(client().batchUpsert(one, { idempotencyKey: key() })).rejects.toBeInstanceOf(TransientRemoteError);
+    server.injectFault({ kind: '429', retryAfterSeconds: 2, path: '/contacts/batch' });
+    await expect(client().batchUpsert(one, { idempotencyKey: key() })).rejects.toMatchObject({ retryAfterMs: 2000 });
+    const tooMany = Array.from({ length: 101 }, (_, index) => ({ key: `k${index}`, fields: alice }));
+    await expect(client().batchUpsert(tooMany, { idempotencyKey: key() })).rejects.toMatchObject({
+      constructor: PermanentRemoteError,
+      status: 400,
+      remoteMessage: 'batch has 101 items; the limit is 100',
+    });
+    expect(server.contacts()).toHaveLength(0);
+  });
+
+  it('should refuse an answer whose results are not those of the items sent', async () => {
+    const liar = createServer((_req, res) => {
+      const body = JSON.stringify({
+        results: [{ key: 'b', status: 201, contact: { ...alice, id: 'c_1', version: 1, phone: null, company: null } }],
+      });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((resolve) => liar.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = liar.address() as AddressInfo;
+      const lying = new DemoCrmClient({ baseUrl: `http://127.0.0.1:${port}`, token: TOKEN });
+      await expect(lying.batchUpsert([{ key: 'a', fields: alice }], { idempotencyKey: key() })).rejects.toMatchObject({
+        constructor: UnexpectedRemoteResponseError,
+        message: 'demo crm answered POST /contacts/batch with results for other items than sent',
+      });
+    } finally {
+      liar.closeAllConnections();
+      await new Promise((resolve) => liar.close(resolve));
+    }
   });
 });
