@@ -32,4 +32,15 @@ describe('demo crm idempotency records', () => {
     expect(cache.size).toBe(0);
     expect(cache.weight).toBe(0);
   });
+
+  it('should count a key given again once, at its new place in the order', () => {
+    const cache = new IdempotencyCache({ maxAgeMs: 60_000, maxWeight: 2 }, () => 0);
+    cache.set('a', record(0));
+    cache.set('b', record(0));
+    cache.set('a', record(0, 1));
+    expect(cache.entries().map(([key]) => key)).toEqual(['b', 'a']);
+    expect(cache.weight).toBe(2);
+    cache.set('c', record(0));
+    expect(cache.entries().map(([key]) => key)).toEqual(['a', 'c']);
+  });
 });

@@ -45,6 +45,14 @@ function weightOf(response: StoredResponse): number {
 /** Idempotency records in the order they were given, the oldest forgotten first. */
 export class IdempotencyCache {
   readonly #records = new Map<string, IdempotencyRecord>();
+  /**
+   * The records in the order given, read from `#head`: a queue beside the Map, because finding
+   * the oldest by iterating a Map from its start gets slower with every deletion (V8 keeps deleted
+   * slots until it rehashes), which made every write of a long export slower than the last.
+   * Entries whose key has since been given another record or deleted are skipped.
+   */
+  #order: Array<readonly [string, IdempotencyRecord]> = [];
+  #head = 0;
   readonly #limits: IdempotencyLimits;
   readonly #now: () => number;
   #weight = 0;
@@ -66,14 +74,15 @@ export class IdempotencyCache {
 
   /** The record of `key`, unless it is unknown or too old. */
   get(key: string): IdempotencyRecord | undefined {
-    this.#evict();
-    return this.#records.get(key);
+    const record = this.#records.get(key);
+    return record && record.at >= this.#now() - this.#limits.maxAgeMs ? record : undefined;
   }
 
   /** Keeps a record (as given: callers pass a copy) and forgets what falls past the limits. */
   set(key: string, record: IdempotencyRecord): void {
     this.#delete(key);
     this.#records.set(key, record);
+    this.#order.push([key, record]);
     this.#weight += weightOf(record.response);
     this.#evict();
   }
@@ -81,12 +90,14 @@ export class IdempotencyCache {
   /** The kept records, oldest first. */
   entries(): Array<[string, IdempotencyRecord]> {
     this.#evict();
-    return [...this.#records];
+    return this.#order.slice(this.#head).flatMap(([key, record]) => (this.#records.get(key) === record ? [[key, record]] : []));
   }
 
   /** Forgets every record. */
   clear(): void {
     this.#records.clear();
+    this.#order = [];
+    this.#head = 0;
     this.#weight = 0;
   }
 
@@ -99,10 +110,17 @@ export class IdempotencyCache {
 
   #evict(): void {
     const oldestAllowed = this.#now() - this.#limits.maxAgeMs;
-    for (const [key, record] of this.#records) {
-      // Insertion order is age order, so the first record that may stay ends the sweep.
-      if (this.#weight <= this.#limits.maxWeight && record.at >= oldestAllowed) return;
+    for (; this.#head < this.#order.length; this.#head += 1) {
+      const [key, record] = this.#order[this.#head] as readonly [string, IdempotencyRecord];
+      if (this.#records.get(key) !== record) continue;
+      // The queue is in age order, so the first record that may stay ends the sweep.
+      if (this.#weight <= this.#limits.maxWeight && record.at >= oldestAllowed) break;
       this.#delete(key);
+    }
+    // Drop the consumed part once it is most of the array: amortized, each entry is copied once.
+    if (this.#head > 1024 && this.#head * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#head);
+      this.#head = 0;
     }
   }
 }
