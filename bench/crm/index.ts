@@ -14,11 +14,11 @@ import { performance } from 'node:perf_hooks';
 import type { Change, WriteContext } from 'tidesync';
 import { DemoContactWriter } from '../../examples/demo/contact-writer';
 import { crmFileSizes } from '../../examples/demo/remote/crm-journal';
-import { type RemoteCrm, startRemoteCrm } from './remote';
+import { type RemoteCrm, type RemoteSample, startRemoteCrm } from './remote';
 
 const PHASES = [10_000, 100_000] as const;
 /** Written first and not measured, so the phases compare a warm server with a warm server, not the JIT. */
-const WARMUP = 2_000;
+const WARMUP = 5_000;
 const BATCH_SIZE = 100;
 /** Batches in flight: enough to keep the server busy while the client reads an answer. */
 const CONCURRENCY = 4;
@@ -45,6 +45,11 @@ export interface CrmPhaseReport {
   readonly serverCpuMsPer1000: PerThousand;
   /** `end / start` of both: about 1 when a write's cost does not grow with the data. */
   readonly endToStart: { readonly wall: number; readonly serverCpu: number };
+  /**
+   * Journal compactions in each window and in the whole phase: each rewrites the snapshot, so a
+   * window holding one costs more; geometric growth keeps their share of the writes constant.
+   */
+  readonly compactions: { readonly start: number; readonly end: number; readonly all: number };
   /** The server process's CPU time (user + system) in the phase, and its share of the wall time. */
   readonly server: { readonly cpuMs: number; readonly cpuShare: number };
   readonly files: { readonly snapshotBytes: number; readonly journalBytes: number };
@@ -120,8 +125,8 @@ async function runPhase(remote: RemoteCrm, dataFile: string, token: string, offs
   const batches = contacts / BATCH_SIZE;
   const window = Math.max(1, Math.round(batches * WINDOW_SHARE));
   // Wall time and the server's CPU time when 0, `window`, `batches - window` and all batches are done.
-  const marks = new Map<number, { at: number; cpu: Promise<NodeJS.CpuUsage> }>();
-  const mark = (done: number): void => void marks.set(done, { at: performance.now(), cpu: remote.cpuUsage() });
+  const marks = new Map<number, { at: number; sample: Promise<RemoteSample> }>();
+  const mark = (done: number): void => void marks.set(done, { at: performance.now(), sample: remote.sample() });
   let next = 0;
   let done = 0;
   mark(0);
@@ -137,11 +142,11 @@ async function runPhase(remote: RemoteCrm, dataFile: string, token: string, offs
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, sender));
 
-  const at = async (count: number): Promise<{ at: number; cpuMs: number }> => {
+  const at = async (count: number): Promise<{ at: number; cpuMs: number; compactions: number }> => {
     const found = marks.get(count);
     if (!found) throw new Error(`no mark after ${count} batches`);
-    const cpu = await found.cpu;
-    return { at: found.at, cpuMs: (cpu.user + cpu.system) / 1000 };
+    const { cpu, compactions } = await found.sample;
+    return { at: found.at, cpuMs: (cpu.user + cpu.system) / 1000, compactions };
   };
   const [zero, early, late, all] = await Promise.all([at(0), at(window), at(batches - window), at(batches)]);
   const per1000 = (ms: number, count: number): number => round((ms / (count * BATCH_SIZE)) * 1000);
@@ -160,6 +165,11 @@ async function runPhase(remote: RemoteCrm, dataFile: string, token: string, offs
     msPer1000: wall,
     serverCpuMsPer1000: cpu,
     endToStart: { wall: round(wall.end / wall.start), serverCpu: round(cpu.end / cpu.start) },
+    compactions: {
+      start: early.compactions - zero.compactions,
+      end: all.compactions - late.compactions,
+      all: all.compactions - zero.compactions,
+    },
     server: { cpuMs: round(cpuMs), cpuShare: round(cpuMs / wallMs) },
     files: crmFileSizes(dataFile),
   };

@@ -8,16 +8,22 @@ export type ParentMessage = { type: 'usage'; id: number } | { type: 'stop' };
 /** What the server process answers. */
 export type RemoteMessage =
   | { type: 'ready'; url: string; startMs: number }
-  | { type: 'usage'; id: number; cpu: NodeJS.CpuUsage }
+  | { type: 'usage'; id: number; cpu: NodeJS.CpuUsage; compactions: number }
   | { type: 'stopped'; stopMs: number };
+
+/** What the server process has done so far. */
+export interface RemoteSample {
+  readonly cpu: NodeJS.CpuUsage;
+  readonly compactions: number;
+}
 
 /** A demo CRM running in its own process. */
 export interface RemoteCrm {
   readonly url: string;
   /** How long opening the store (reading the snapshot, replaying the journal) and listening took. */
   readonly startMs: number;
-  /** The server process's CPU time so far, in microseconds (`process.cpuUsage()`). */
-  cpuUsage(): Promise<NodeJS.CpuUsage>;
+  /** The server process's CPU time so far (`process.cpuUsage()`, microseconds) and its compactions. */
+  sample(): Promise<RemoteSample>;
   /** Stops it cleanly (the journal is compacted) and resolves with how long stopping took, in ms. */
   stop(): Promise<number>;
   /** Ends the process at once; for cleanup after a failure. */
@@ -36,11 +42,12 @@ export async function startRemoteCrm(dataFile: string, token: string): Promise<R
   return {
     url: ready.url,
     startMs: ready.startMs,
-    cpuUsage: async () => {
+    sample: async () => {
       const id = (usages += 1);
       const answer = next(child, 'usage', (message) => message.id === id);
       child.send({ type: 'usage', id } satisfies ParentMessage);
-      return (await answer).cpu;
+      const { cpu, compactions } = await answer;
+      return { cpu, compactions };
     },
     stop: async () => {
       const answer = next(child, 'stopped');

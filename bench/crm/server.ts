@@ -20,7 +20,7 @@ async function run(): Promise<void> {
   send({ type: 'ready', url: server.url, startMs: performance.now() - began });
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'usage') {
-      send({ type: 'usage', id: message.id, cpu: process.cpuUsage() });
+      send({ type: 'usage', id: message.id, cpu: process.cpuUsage(), compactions: server.storage()?.compactions ?? 0 });
       return;
     }
     const stopping = performance.now();

@@ -75,3 +75,12 @@ export function send(res: ServerResponse, response: StoredResponse, headers: Rec
   const etag = response.etag === undefined ? {} : { etag: response.etag };
   sendJson(res, response.status, response.body, { ...headers, ...etag });
 }
+
+/** Decodes a contact id from the path; a malformed escape is the client's mistake, not a 500. */
+export function decodeId(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new CrmApiError(400, 'invalid_path', `contact id "${segment}" is not a valid URL path segment`);
+  }
+}

@@ -70,6 +70,13 @@ export interface Recovered {
   readonly tornBytes: number;
 }
 
+/** The sizes of a data file and its journal, and the compactions since the store opened. */
+export interface CrmStorage {
+  readonly journalBytes: number;
+  readonly snapshotBytes: number;
+  readonly compactions: number;
+}
+
 /** The snapshot and journal of one data file. */
 export class CrmJournal {
   readonly #dataFile: string;
@@ -77,6 +84,7 @@ export class CrmJournal {
   #seq: number;
   #journalBytes: number;
   #snapshotBytes: number;
+  #compactions = 0;
 
   private constructor(dataFile: string, fd: number, seq: number, journalBytes: number, snapshotBytes: number) {
     this.#dataFile = dataFile;
@@ -112,9 +120,9 @@ export class CrmJournal {
     return { journal, recovered: { snapshot, changes, tornBytes } };
   }
 
-  /** Bytes in the journal now. */
-  get journalBytes(): number {
-    return this.#journalBytes;
+  /** What the files hold now, and how often the journal was compacted since opening. */
+  get storage(): CrmStorage {
+    return { journalBytes: this.#journalBytes, snapshotBytes: this.#snapshotBytes, compactions: this.#compactions };
   }
 
   /** True once the journal has outgrown the last snapshot (see `COMPACT_RATIO`). */
@@ -140,6 +148,7 @@ export class CrmJournal {
     ftruncateSync(this.#fd, 0);
     this.#journalBytes = 0;
     this.#snapshotBytes = Buffer.byteLength(text);
+    this.#compactions += 1;
   }
 
   /** Closes the journal; further appends fail. */

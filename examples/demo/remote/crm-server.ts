@@ -9,8 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { applyBatch, parseBatch } from './crm-batch';
 import { CrmApiError, type CrmContact } from './crm-contact';
 import { FaultQueue, parseFaultSpec, type Fault, type FaultSpec } from './crm-faults';
-import { header, parseJson, readBody, send, sendError, sendJson, withEtag } from './crm-http';
+import { decodeId, header, parseJson, readBody, send, sendError, sendJson, withEtag } from './crm-http';
 import type { StoredResponse } from './crm-idempotency';
+import type { CrmStorage } from './crm-journal';
 import { CrmStore, type CrmStats, type CrmWriteHook } from './crm-store';
 
 /** How to start a demo CRM. */
@@ -102,6 +103,11 @@ export class DemoCrmServer {
   /** A copy of the request counters (`GET /_control/stats`). */
   stats(): CrmStats {
     return this.#store.stats();
+  }
+
+  /** The data file's and journal's sizes and the compactions since start; null without a data file. */
+  storage(): CrmStorage | null {
+    return this.#store.storage();
   }
 
   /** Zeroes the request counters (`POST /_control/stats/reset`). */
@@ -293,14 +299,5 @@ export class DemoCrmServer {
       }, ms);
       this.#sleepers.set(timer, resolve);
     });
-  }
-}
-
-/** Decodes a contact id from the path; a malformed escape is the client's mistake, not a 500. */
-function decodeId(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw new CrmApiError(400, 'invalid_path', `contact id "${segment}" is not a valid URL path segment`);
   }
 }

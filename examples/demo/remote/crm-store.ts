@@ -6,7 +6,7 @@
  */
 import { CrmApiError, validateFields, validatePatch, type CrmContact } from './crm-contact';
 import { IdempotencyCache, type StoredResponse } from './crm-idempotency';
-import { CrmJournal, type JournalOp, type Snapshot } from './crm-journal';
+import { CrmJournal, type CrmStorage, type JournalOp, type Snapshot } from './crm-journal';
 
 export type { StoredResponse } from './crm-idempotency';
 
@@ -199,10 +199,15 @@ export class CrmStore {
     this.#stats = emptyStats();
   }
 
+  /** The data file's sizes and compactions; null for a store in memory. */
+  storage(): CrmStorage | null {
+    return this.#journal?.storage ?? null;
+  }
+
   /** Compacts the journal into the snapshot and closes it; the store must not be used after. */
   close(): void {
     if (!this.#journal) return;
-    if (this.#journal.journalBytes > 0) this.#journal.compact(this.#snapshot());
+    if (this.#journal.storage.journalBytes > 0) this.#journal.compact(this.#snapshot());
     this.#journal.close();
   }
 
