@@ -2,12 +2,14 @@
  * `npm run bench -- <name>`: runs one benchmark. Each prints exactly one JSON object as the last
  * line of stdout (so scripts can `tail -1`) and its progress on stderr.
  */
+import { runCrmBench } from './crm';
 import { runLatencyBench } from './latency';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 /** The benchmarks by name. */
 const BENCHMARKS: Readonly<Record<string, () => Promise<unknown>>> = {
+  crm: () => runCrmBench(log),
   latency: () => runLatencyBench(log),
 };
 

@@ -31,6 +31,10 @@ export type { StartOptions, Tidesync } from './start';
 
 // The connector contract
 export type {
+  BatchItemError,
+  BatchItemFailure,
+  BatchItemResult,
+  BatchItemSuccess,
   Change,
   Connector,
   ConnectorEntity,

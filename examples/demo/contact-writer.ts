@@ -1,8 +1,9 @@
 /** Writes contacts to the demo CRM: create the first time, full replace afterwards, delete when deleted locally. */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { Change, RemoteRecord, WriteContext, WriteResult, Writer } from 'tidesync';
+import type { BatchItemResult, Change, RemoteRecord, WriteContext, WriteResult, Writer } from 'tidesync';
 import { ConfigurationError, RemoteNotFoundError } from 'tidesync';
-import { DemoCrmClient, type RemoteContact, type RemoteContactFields } from './remote/crm-client';
+import { BATCH_UPSERT_LIMIT, type BatchUpsertItem, DemoCrmClient, type RemoteContact, type RemoteContactFields } from './remote/crm-client';
 
 /** Transport settings of a demo integration (`tidesync.integration.transport`). */
 const transportSchema = z.object({ baseUrl: z.url(), timeoutMs: z.number().int().positive().optional() });
@@ -11,6 +12,8 @@ const transportSchema = z.object({ baseUrl: z.url(), timeoutMs: z.number().int()
 export class DemoContactWriter implements Writer {
   /** The CRM takes PATCH with only the changed fields. */
   readonly supportsPartialUpdate = true;
+  /** `POST /contacts/batch` takes at most this many items. */
+  readonly maxBatchSize = BATCH_UPSERT_LIMIT;
 
   async write(change: Change, context: WriteContext): Promise<WriteResult> {
     const client = this.#client(context);
@@ -29,6 +32,30 @@ export class DemoContactWriter implements Writer {
       contact = await client.replace(change.remoteId, change.data as unknown as RemoteContactFields, options);
     }
     return { remoteId: contact.id, remoteVersion: String(contact.version) };
+  }
+
+  /**
+   * POST /contacts/batch, `maxBatchSize` changes a request: each item carries its change's
+   * idempotency key, and the request a key derived from them, so a retried batch is replayed.
+   */
+  async writeBatch(changes: readonly Change[], context: WriteContext): Promise<BatchItemResult[]> {
+    const client = this.#client(context);
+    // Every change is checked before the first request, so a bad one sends nothing.
+    const items = changes.map(batchItem);
+    const results: BatchItemResult[] = [];
+    for (let start = 0; start < changes.length; start += this.maxBatchSize) {
+      const chunk = items.slice(start, start + this.maxBatchSize);
+      const idempotencyKey = batchKey(changes.slice(start, start + this.maxBatchSize));
+      const answers = await client.batchUpsert(chunk, { idempotencyKey, signal: context.signal });
+      for (const answer of answers) {
+        results.push(
+          answer.ok
+            ? { key: answer.key, ok: true, remoteId: answer.contact.id, remoteVersion: String(answer.contact.version) }
+            : { key: answer.key, ok: false, error: answer.error },
+        );
+      }
+    }
+    return results;
   }
 
   /** GET /contacts/:id: the version and the fields we map, for conflict detection. */
@@ -62,4 +89,30 @@ export class DemoContactWriter implements Writer {
       ...(transport.data.timeoutMs ? { timeoutMs: transport.data.timeoutMs } : {}),
     });
   }
+}
+
+/** A change as an item of a batch upsert: a create without a remote id, else a replace or patch. */
+function batchItem(change: Change): BatchUpsertItem {
+  if (change.operation === 'delete') {
+    throw new Error(`writeBatch takes creates and updates; change ${change.key} is a delete (use delete())`);
+  }
+  const item: BatchUpsertItem = {
+    key: change.key,
+    fields: change.data as Partial<RemoteContactFields>,
+    idempotencyKey: change.idempotencyKey,
+  };
+  if (change.operation === 'create' || !change.remoteId) return item;
+  return {
+    ...item,
+    id: change.remoteId,
+    ...(change.partial ? { partial: true } : {}),
+    ...(change.expectedVersion !== null ? { ifMatch: change.expectedVersion } : {}),
+  };
+}
+
+/** The same for every retry of the same changes in the same order, and for no other batch. */
+function batchKey(changes: readonly Change[]): string {
+  const hash = createHash('sha256');
+  for (const change of changes) hash.update(`${change.idempotencyKey}\n`);
+  return `batch-${hash.digest('hex')}`;
 }

@@ -3,6 +3,7 @@
  * `TwoWaySyncConnectorInterface`), and readers, processors and writers are the parts of a step.
  */
 import type { EntityId } from '../entity-id';
+import type { PermanentRemoteError, RemoteVersionConflictError } from '../errors';
 
 /** A row of an application table, as read by a reader. */
 export type Entity = Record<string, unknown>;
@@ -171,6 +172,33 @@ export interface WriteResult {
 }
 
 /**
+ * Why the remote refused one change of a batch: for good (`PermanentRemoteError`, with the
+ * remote's status and message), because the record is gone (`RemoteNotFoundError`, a
+ * `PermanentRemoteError`), or because it moved on past `change.expectedVersion`
+ * (`RemoteVersionConflictError`). Never a transient failure: those fail the whole call.
+ */
+export type BatchItemError = PermanentRemoteError | RemoteVersionConflictError;
+
+/** One change of a batch that the remote applied. */
+export interface BatchItemSuccess extends WriteResult {
+  /** The `key` of the change. */
+  readonly key: string;
+  readonly ok: true;
+}
+
+/** One change of a batch that the remote refused; the other changes of the batch are not affected. */
+export interface BatchItemFailure {
+  /** The `key` of the change. */
+  readonly key: string;
+  readonly ok: false;
+  /** The reason, carrying the remote's own message in `remoteMessage`. */
+  readonly error: BatchItemError;
+}
+
+/** What became of one change of a `writeBatch` call. */
+export type BatchItemResult = BatchItemSuccess | BatchItemFailure;
+
+/**
  * Pushes changes to the remote. Throws `TransientRemoteError`, `RateLimitedError` or
  * `PermanentRemoteError` (see `errors.ts`) so the engine can retry or record the failure.
  */
@@ -183,6 +211,25 @@ export interface Writer {
    * record that is gone throws `RemoteNotFoundError`.
    */
   write(change: Change, context: WriteContext): Promise<WriteResult>;
+  /**
+   * The most changes one `writeBatch` call takes (the remote's limit per request); callers split
+   * larger batches. Without it, a batch is not limited by the writer.
+   */
+  readonly maxBatchSize?: number;
+  /**
+   * Creates or updates many remote records at once, for bulk exports: each change as `write`
+   * would write it (`remoteId`, `partial`, `expectedVersion` and `idempotencyKey` mean the same),
+   * in fewer requests. `changes` hold creates and updates with distinct keys; deletes go through
+   * `delete`.
+   *
+   * Resolves with exactly one result per change, in the order of `changes`. One change the
+   * remote rejects fails that record only, with the remote's message (`ok: false`); the others
+   * are written. A failure of the whole request is thrown instead, as `write` throws it:
+   * transient (`TransientRemoteError`, `RateLimitedError`) to retry the same batch, which must
+   * then be idempotent (send an idempotency key derived from the changes' keys); permanent to
+   * fail every change of the batch with that message.
+   */
+  writeBatch?(changes: readonly Change[], context: WriteContext): Promise<readonly BatchItemResult[]>;
   /**
    * Reads the remote record, or null when it is gone. With it, the engine detects remote changes
    * before each update and merges instead of overwriting them.

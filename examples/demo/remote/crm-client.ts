@@ -6,35 +6,30 @@
 import { z } from 'zod';
 import {
   ConfigurationError,
-  PermanentRemoteError,
-  RateLimitedError,
+  type PermanentRemoteError,
   RemoteNotFoundError,
   RemoteVersionConflictError,
   TransientRemoteError,
-  parseRetryAfter,
 } from 'tidesync';
+import {
+  type RawResponse,
+  type RemoteContact,
+  UnexpectedRemoteResponseError,
+  batchResponseSchema,
+  describeCause,
+  itemError,
+  parseBody,
+  readJson,
+  remoteContactSchema,
+  remoteError,
+} from './crm-responses';
+
+export { UnexpectedRemoteResponseError, type RemoteContact };
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-/** Used when a 429 carries no readable `Retry-After`. */
-const DEFAULT_RETRY_AFTER_MS = 1_000;
 
-/** The raw remote shape of a contact. Not strict: fields the remote adds later must not break us. */
-const remoteContactSchema = z.object({
-  id: z.string().min(1),
-  version: z.number().int().positive(),
-  firstName: z.string(),
-  lastName: z.string(),
-  email: z.string(),
-  phone: z.string().nullable(),
-  company: z.string().nullable(),
-});
-
-const remoteErrorSchema = z.object({
-  error: z.object({ code: z.string(), message: z.string(), currentVersion: z.number().int().optional() }),
-});
-
-/** A contact as the demo CRM returns it: server id, version, and the fields. */
-export type RemoteContact = z.infer<typeof remoteContactSchema>;
+/** The most items the demo CRM takes in one `POST /contacts/batch`; more is a 400 for all. */
+export const BATCH_UPSERT_LIMIT = 100;
 
 /** The fields we send for a create or a full replace; omitted optional fields are cleared. */
 export interface RemoteContactFields {
@@ -68,30 +63,39 @@ export interface WriteOptions extends ReadOptions {
   ifMatch?: number | string;
 }
 
+/** One contact of a batch upsert: created without `id`, replaced (or patched) with it. */
+export interface BatchUpsertItem {
+  /** Our name for the item, unique in the batch; its result carries it back. */
+  key: string;
+  /** The contact to replace; omitted to create one. */
+  id?: string;
+  /** Every field for a create or a replace; only those to change with `partial`. */
+  fields: RemoteContactFields | Partial<RemoteContactFields>;
+  /** With `id`: change only the given fields (PATCH semantics) instead of replacing them all. */
+  partial?: boolean;
+  /** With `id`: the version we last saw; the item fails with `RemoteVersionConflictError` if it moved on. */
+  ifMatch?: number | string;
+  /** The item's own idempotency key, shared with `create`, `replace` and `patch`. */
+  idempotencyKey?: string;
+}
+
+/** What the remote did with one item of a batch upsert, in the order of the items. */
+export type BatchUpsertResult =
+  | { readonly key: string; readonly ok: true; readonly status: 200 | 201; readonly contact: RemoteContact }
+  | {
+      readonly key: string;
+      readonly ok: false;
+      readonly status: number;
+      readonly error: PermanentRemoteError | RemoteVersionConflictError;
+    };
+
 /** Re-exported for callers of the client: a 412 answer to a conditional write. */
 export { RemoteVersionConflictError };
-
-/**
- * The remote answered with a body we cannot read (not JSON, or not the documented shape).
- * Permanent: replaying the same request would replay the same body.
- */
-export class UnexpectedRemoteResponseError extends PermanentRemoteError {
-  constructor(message: string, options: { status: number; remoteMessage: string; cause?: unknown }) {
-    super(message, options);
-    Object.defineProperty(this, 'code', { value: 'remote_unexpected_response' });
-  }
-}
 
 interface RequestOptions extends ReadOptions {
   body?: unknown;
   idempotencyKey?: string;
   ifMatch?: number | string;
-}
-
-interface RawResponse {
-  status: number;
-  route: string;
-  json: unknown;
 }
 
 /** A client of the demo CRM's contacts API (`DemoCrmServer`). */
@@ -115,7 +119,7 @@ export class DemoCrmClient {
 
   /** Creates a contact; replaying the same idempotency key returns the first result. */
   async create(fields: RemoteContactFields, options: WriteOptions): Promise<RemoteContact> {
-    // Doc: demo CRM `POST /contacts` (src/connectors/demo/remote/crm-server.ts)
+    // Doc: demo CRM `POST /contacts` (examples/demo/remote/crm-server.ts)
     const response = await this.#request('POST', '/contacts', { ...options, body: fields });
     return parseBody(remoteContactSchema, response);
   }
@@ -123,7 +127,7 @@ export class DemoCrmClient {
   /** Reads a contact; `null` when the remote does not have it. */
   async get(id: string, options: ReadOptions = {}): Promise<RemoteContact | null> {
     try {
-      // Doc: demo CRM `GET /contacts/:id` (src/connectors/demo/remote/crm-server.ts)
+      // Doc: demo CRM `GET /contacts/:id` (examples/demo/remote/crm-server.ts)
       const response = await this.#request('GET', contactPath(id), options);
       return parseBody(remoteContactSchema, response);
     } catch (error) {
@@ -134,28 +138,53 @@ export class DemoCrmClient {
 
   /** Lists every contact. */
   async list(options: ReadOptions = {}): Promise<RemoteContact[]> {
-    // Doc: demo CRM `GET /contacts` (src/connectors/demo/remote/crm-server.ts)
+    // Doc: demo CRM `GET /contacts` (examples/demo/remote/crm-server.ts)
     const response = await this.#request('GET', '/contacts', options);
     return parseBody(z.array(remoteContactSchema), response);
   }
 
   /** Replaces every field of a contact. */
   async replace(id: string, fields: RemoteContactFields, options: WriteOptions): Promise<RemoteContact> {
-    // Doc: demo CRM `PUT /contacts/:id` (src/connectors/demo/remote/crm-server.ts)
+    // Doc: demo CRM `PUT /contacts/:id` (examples/demo/remote/crm-server.ts)
     const response = await this.#request('PUT', contactPath(id), { ...options, body: fields });
     return parseBody(remoteContactSchema, response);
   }
 
   /** Changes only the given fields of a contact. */
   async patch(id: string, fields: Partial<RemoteContactFields>, options: WriteOptions): Promise<RemoteContact> {
-    // Doc: demo CRM `PATCH /contacts/:id` (src/connectors/demo/remote/crm-server.ts)
+    // Doc: demo CRM `PATCH /contacts/:id` (examples/demo/remote/crm-server.ts)
     const response = await this.#request('PATCH', contactPath(id), { ...options, body: fields });
     return parseBody(remoteContactSchema, response);
   }
 
+  /**
+   * Creates and replaces up to `BATCH_UPSERT_LIMIT` contacts in one request. An item the remote
+   * refuses comes back with its error (`RemoteNotFoundError`, `RemoteVersionConflictError`, or
+   * `PermanentRemoteError` for 409 and 422) and leaves the others alone; a failure of the whole
+   * request is thrown as from any other call. Replaying the request's idempotency key returns
+   * the first answer, refused items included.
+   */
+  async batchUpsert(items: readonly BatchUpsertItem[], options: Omit<WriteOptions, 'ifMatch'>): Promise<BatchUpsertResult[]> {
+    // Doc: demo CRM `POST /contacts/batch` (examples/demo/remote/crm-batch.ts)
+    const route = 'POST /contacts/batch';
+    const response = await this.#request('POST', '/contacts/batch', { ...options, body: { items } });
+    const { results } = parseBody(batchResponseSchema, response);
+    const keys = results.map((result) => result.key);
+    if (keys.length !== items.length || items.some((item, index) => item.key !== keys[index])) {
+      throw new UnexpectedRemoteResponseError(`demo crm answered ${route} with results for other items than sent`, {
+        status: response.status,
+        remoteMessage: `sent ${items.length} items, got results for ${JSON.stringify(keys).slice(0, 200)}`,
+      });
+    }
+    return results.map((result): BatchUpsertResult => {
+      if ('contact' in result) return { key: result.key, ok: true, status: result.status, contact: result.contact };
+      return { key: result.key, ok: false, status: result.status, error: itemError(result.key, result.status, result.error, route) };
+    });
+  }
+
   /** Deletes a contact; `RemoteNotFoundError` when it is already gone (and the key is new). */
   async delete(id: string, options: WriteOptions): Promise<void> {
-    // Doc: demo CRM `DELETE /contacts/:id` (src/connectors/demo/remote/crm-server.ts)
+    // Doc: demo CRM `DELETE /contacts/:id` (examples/demo/remote/crm-server.ts)
     await this.#request('DELETE', contactPath(id), options);
   }
 
@@ -201,71 +230,4 @@ function contactPath(id: string): string {
 function formatIfMatch(ifMatch: number | string): string {
   const text = String(ifMatch);
   return /^\d+$/.test(text) ? `"${text}"` : text;
-}
-
-function readJson(text: string, status: number, route: string): unknown {
-  if (text === '') return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new UnexpectedRemoteResponseError(`demo crm answered ${route} (${status}) with a body that is not JSON`, {
-      status,
-      remoteMessage: text.slice(0, 200),
-      cause: error,
-    });
-  }
-}
-
-function parseBody<T>(schema: z.ZodType<T>, response: RawResponse): T {
-  const result = schema.safeParse(response.json);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const field = issue?.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('') ?? '';
-  const where = field === '' ? '(body)' : field.replace(/^\./, '');
-  throw new UnexpectedRemoteResponseError(
-    `demo crm answered ${response.route} with an unexpected body at ${where}: ${issue?.message ?? 'unknown problem'}`,
-    { status: response.status, remoteMessage: JSON.stringify(response.json)?.slice(0, 200) ?? '' },
-  );
-}
-
-/** Maps a non-2xx answer to the error class that tells the activity whether to retry. */
-function remoteError(response: Response, text: string, route: string): Error {
-  const status = response.status;
-  let parsed: z.infer<typeof remoteErrorSchema> | undefined;
-  try {
-    parsed = remoteErrorSchema.safeParse(JSON.parse(text)).data;
-  } catch {
-    // Not JSON (a proxy's HTML page, say): the raw text is still the best explanation we have.
-  }
-  const remoteMessage = parsed?.error.message ?? (text.slice(0, 200) || response.statusText || `http ${status}`);
-  if (status === 429) {
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), DEFAULT_RETRY_AFTER_MS);
-    return new RateLimitedError(`demo crm rate limited ${route}; retry after ${retryAfterMs}ms`, retryAfterMs);
-  }
-  if (status === 404) {
-    return new RemoteNotFoundError(`demo crm found nothing for ${route} (404): ${remoteMessage}`, { remoteMessage });
-  }
-  if (status === 412) {
-    return new RemoteVersionConflictError(`demo crm refused ${route} (412): ${remoteMessage}`, {
-      currentVersion: parsed?.error.currentVersion,
-      remoteMessage,
-    });
-  }
-  if (status >= 500) {
-    return new TransientRemoteError(`demo crm failed ${route} (${status}): ${remoteMessage}`, { status });
-  }
-  const message = `demo crm rejected ${route} (${status}): ${remoteMessage}`;
-  return new PermanentRemoteError(message, { status, remoteMessage });
-}
-
-function describeCause(error: unknown): string {
-  // undici reports `fetch failed` and keeps the useful part (ECONNREFUSED, socket closed) in
-  // `cause`. Duck-typed, not `instanceof Error`: fetch's errors may come from another realm (jest).
-  const outer = error as { cause?: unknown } | null | undefined;
-  const cause = (typeof outer?.cause === 'object' && outer.cause !== null ? outer.cause : error) as {
-    code?: unknown;
-    message?: unknown;
-  } | null;
-  const message = typeof cause?.message === 'string' ? cause.message : String(cause);
-  return typeof cause?.code === 'string' ? `${cause.code} ${message}` : message;
 }

@@ -9,17 +9,27 @@ import { CrmApiError } from './crm-contact';
 /** Default delay of a `slow` fault: longer than the client's default 10 s timeout, so it times out. */
 const DEFAULT_SLOW_DELAY_MS = 15_000;
 
-const faultSpecSchema = z.strictObject({
-  kind: z.enum(['5xx', '429', 'slow', '422', 'reset']),
-  count: z.number().int().positive().optional(),
-  status: z.number().int().min(500).max(599).optional(),
-  retryAfterSeconds: z.number().nonnegative().optional(),
-  delayMs: z.number().int().nonnegative().optional(),
-  method: z.string().min(1).optional(),
-  path: z.string().startsWith('/').optional(),
-  message: z.string().min(1).optional(),
-  apply: z.boolean().optional(),
-});
+const faultSpecSchema = z
+  .strictObject({
+    kind: z.enum(['5xx', '429', 'slow', '422', 'reset', 'item-422']),
+    count: z.number().int().positive().optional(),
+    status: z.number().int().min(500).max(599).optional(),
+    retryAfterSeconds: z.number().nonnegative().optional(),
+    delayMs: z.number().int().nonnegative().optional(),
+    method: z.string().min(1).optional(),
+    path: z.string().startsWith('/').optional(),
+    message: z.string().min(1).optional(),
+    apply: z.boolean().optional(),
+    match: z.string().min(1).optional(),
+  })
+  .refine((spec) => spec.kind === 'item-422' || spec.match === undefined, {
+    message: 'match applies only to item-422 faults',
+    path: ['match'],
+  })
+  .refine((spec) => spec.kind !== 'item-422' || (spec.method === undefined && spec.path === undefined), {
+    message: 'an item-422 fault matches batch items by key or email, not by method or path',
+    path: ['kind'],
+  });
 
 /**
  * What to inject, as posted to `POST /_control/faults`.
@@ -29,6 +39,9 @@ const faultSpecSchema = z.strictObject({
  * - `slow`: wait `delayMs` (default 15000), then answer 504 without applying; with `apply: true`
  *   handle the request normally after the wait (the "timed out, but it was written" case).
  * - `reset`: close the socket without answering.
+ * - `item-422`: fail one item of a `POST /contacts/batch` with a 422 and `message`, leaving the
+ *   other items alone: the next `count` items whose key or email equals `match` (any item when
+ *   `match` is omitted). The request faults above apply to a whole batch request.
  */
 export type FaultSpec = z.infer<typeof faultSpecSchema>;
 
@@ -49,6 +62,8 @@ export interface Fault {
   readonly path: string | null;
   readonly message: string;
   readonly apply: boolean;
+  /** For `item-422`: the item key or email that matches; `null` matches every item. */
+  readonly match: string | null;
 }
 
 /** Validates a fault spec from an untrusted body; throws a 422 naming the bad field. */
@@ -78,6 +93,7 @@ export class FaultQueue {
       path: spec.path ?? null,
       message: spec.message ?? defaultMessage(spec.kind),
       apply: spec.apply ?? false,
+      match: spec.match ?? null,
     };
     this.#faults.push(fault);
     return { ...fault };
@@ -93,11 +109,23 @@ export class FaultQueue {
     return this.#faults.map((fault) => ({ ...fault }));
   }
 
-  /** Consumes one use of the oldest fault matching the request, if any. */
+  /** Consumes one use of the oldest request fault matching the request, if any. */
   take(method: string, path: string): Fault | undefined {
-    const index = this.#faults.findIndex(
-      (fault) => (fault.method === null || fault.method === method.toUpperCase()) && (fault.path === null || path.startsWith(fault.path)),
+    return this.#consume(
+      (fault) =>
+        fault.kind !== 'item-422' &&
+        (fault.method === null || fault.method === method.toUpperCase()) &&
+        (fault.path === null || path.startsWith(fault.path)),
     );
+  }
+
+  /** Consumes one use of the oldest `item-422` fault matching a batch item's key or email, if any. */
+  takeItem(key: string, email: unknown): Fault | undefined {
+    return this.#consume((fault) => fault.kind === 'item-422' && (fault.match === null || fault.match === key || fault.match === email));
+  }
+
+  #consume(matches: (fault: Fault) => boolean): Fault | undefined {
+    const index = this.#faults.findIndex(matches);
     const fault = this.#faults[index];
     if (!fault) return undefined;
     fault.remaining -= 1;
@@ -118,5 +146,7 @@ function defaultMessage(kind: FaultKind): string {
       return 'injected slow response: the request was not applied';
     case 'reset':
       return 'injected connection reset';
+    case 'item-422':
+      return 'injected validation failure of this item';
   }
 }

@@ -3,7 +3,8 @@
  * clear 400, and writing JSON responses. Kept apart so the server file reads as routing only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CrmApiError } from './crm-contact';
+import { CrmApiError, type CrmContact } from './crm-contact';
+import type { StoredResponse } from './crm-idempotency';
 
 /** Bodies above this are refused: the demo CRM never needs more, and a test must not OOM it. */
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -56,4 +57,30 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 /** Writes a demo CRM error response. */
 export function sendError(res: ServerResponse, error: CrmApiError, headers: Record<string, string> = {}): void {
   sendJson(res, error.status, error.toBody(), headers);
+}
+
+/** The first value of a request header. */
+export function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** A response carrying a contact, with its version as the `ETag`. */
+export function withEtag(status: number, contact: CrmContact): StoredResponse {
+  return { status, body: contact, etag: `"${contact.version}"` };
+}
+
+/** Writes a stored (or replayed) response with its `ETag`. */
+export function send(res: ServerResponse, response: StoredResponse, headers: Record<string, string> = {}): void {
+  const etag = response.etag === undefined ? {} : { etag: response.etag };
+  sendJson(res, response.status, response.body, { ...headers, ...etag });
+}
+
+/** Decodes a contact id from the path; a malformed escape is the client's mistake, not a 500. */
+export function decodeId(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new CrmApiError(400, 'invalid_path', `contact id "${segment}" is not a valid URL path segment`);
+  }
 }

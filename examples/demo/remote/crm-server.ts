@@ -6,10 +6,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { applyBatch, parseBatch } from './crm-batch';
 import { CrmApiError, type CrmContact } from './crm-contact';
 import { FaultQueue, parseFaultSpec, type Fault, type FaultSpec } from './crm-faults';
-import { parseJson, readBody, sendError, sendJson } from './crm-http';
-import { CrmStore, type CrmStats, type CrmWriteHook, type StoredResponse } from './crm-store';
+import { decodeId, header, parseJson, readBody, send, sendError, sendJson, withEtag } from './crm-http';
+import type { StoredResponse } from './crm-idempotency';
+import type { CrmStorage } from './crm-journal';
+import { CrmStore, type CrmStats, type CrmWriteHook } from './crm-store';
 
 /** How to start a demo CRM. */
 export interface DemoCrmServerOptions {
@@ -19,19 +22,24 @@ export interface DemoCrmServerOptions {
   port?: number;
   /** Defaults to 127.0.0.1: the demo CRM is never meant to be reachable from elsewhere. */
   host?: string;
-  /** A JSON file loaded at start and saved after every change, so a second run sees the same data. */
+  /**
+   * Keeps the data across restarts: a snapshot in this file, and every applied request appended
+   * to `<dataFile>.journal`, replayed at start and folded into the snapshot as it grows and on
+   * `stop()`. Without it the data lives in memory only.
+   */
   dataFile?: string;
   /** Sees each applied create, update or delete of ours (see `CrmWriteHook`); for in-process benchmarks. */
   onWrite?: CrmWriteHook;
 }
 
+const BATCH_ROUTE = '/contacts/batch';
 const CONTACT_ROUTE = /^\/contacts\/([^/]+)$/;
 const EDIT_ROUTE = /^\/_control\/contacts\/([^/]+)\/edit$/;
 
 /**
  * A demo remote CRM with a REST contacts API: bearer auth, versions with `ETag`/`If-Match`,
- * `Idempotency-Key` replay, and fault injection. The control operations are also methods, for
- * tests running in the same process.
+ * `Idempotency-Key` replay, a batch upsert (`POST /contacts/batch`, see `crm-batch.ts`) and fault
+ * injection. The control operations are also methods, for tests running in the same process.
  */
 export class DemoCrmServer {
   readonly #server: Server;
@@ -55,7 +63,7 @@ export class DemoCrmServer {
   /** Starts a demo CRM and resolves once it is listening. */
   static async start(options: DemoCrmServerOptions): Promise<DemoCrmServer> {
     if (options.token === '') throw new Error('demo crm needs a non-empty token');
-    const instance = new DemoCrmServer(options.token, CrmStore.open(options.dataFile, options.onWrite));
+    const instance = new DemoCrmServer(options.token, CrmStore.open({ dataFile: options.dataFile, onWrite: options.onWrite }));
     const host = options.host ?? '127.0.0.1';
     const server = instance.#server;
     await new Promise<void>((resolve, reject) => {
@@ -75,7 +83,10 @@ export class DemoCrmServer {
     return this.#url;
   }
 
-  /** Stops listening and closes every open connection, including ones held by `slow` faults. */
+  /**
+   * Stops listening and closes every open connection, including ones held by `slow` faults, then
+   * folds the journal into the data file.
+   */
   async stop(): Promise<void> {
     this.#stopped ??= new Promise<void>((resolve, reject) => {
       for (const [timer, wake] of this.#sleepers) {
@@ -85,13 +96,18 @@ export class DemoCrmServer {
       this.#sleepers.clear();
       this.#server.close((error) => (error ? reject(error) : resolve()));
       this.#server.closeAllConnections();
-    });
+    }).then(() => this.#store.close());
     return this.#stopped;
   }
 
   /** A copy of the request counters (`GET /_control/stats`). */
   stats(): CrmStats {
     return this.#store.stats();
+  }
+
+  /** The data file's and journal's sizes and the compactions since start; null without a data file. */
+  storage(): CrmStorage | null {
+    return this.#store.storage();
   }
 
   /** Zeroes the request counters (`POST /_control/stats/reset`). */
@@ -150,14 +166,16 @@ export class DemoCrmServer {
   async #contactsApi(method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.#store.countRequest(method);
     this.#authenticate(req);
-    const id = path === '/contacts' ? undefined : decodeId(CONTACT_ROUTE.exec(path)?.[1] ?? '');
+    const batch = path === BATCH_ROUTE;
+    const id = batch || path === '/contacts' ? undefined : decodeId(CONTACT_ROUTE.exec(path)?.[1] ?? '');
     if (id === '') throw new CrmApiError(404, 'not_found', `no route for ${method} ${path}`);
-    const allowed = id === undefined ? ['GET', 'POST'] : ['GET', 'PUT', 'PATCH', 'DELETE'];
+    const allowed = batch ? ['POST'] : id === undefined ? ['GET', 'POST'] : ['GET', 'PUT', 'PATCH', 'DELETE'];
     if (!allowed.includes(method)) {
       throw new CrmApiError(405, 'method_not_allowed', `${method} is not allowed on ${path}`);
     }
     const text = await readBody(req);
 
+    // Faults and the request's idempotency key apply to a batch as a whole.
     const fault = this.#faultQueue.take(method, path);
     if (fault) {
       this.#store.countFault();
@@ -170,10 +188,21 @@ export class DemoCrmServer {
       if (replay) return send(res, replay, { 'idempotent-replayed': 'true' });
     }
 
-    const response = this.#apply(method, id, text, header(req, 'if-match'));
-    // Only applied changes are remembered: a rejected request retried after a fix must run again.
-    if (key !== undefined && method !== 'GET') this.#store.remember(key, method, path, response);
+    // One journal line for the change and its key: a crash keeps both (a whole batch) or neither.
+    const response = this.#store.atomic(() => {
+      const applied = batch ? this.#applyBatch(text) : this.#apply(method, id, text, header(req, 'if-match'));
+      // Only applied changes are remembered: a rejected request retried after a fix must run again.
+      // A batch answer counts as applied, failed items included: a corrected batch needs a new key.
+      if (key !== undefined && method !== 'GET') this.#store.remember(key, method, path, applied);
+      return applied;
+    });
     send(res, response);
+  }
+
+  /** `POST /contacts/batch` (see `crm-batch.ts`): 200 with a result per item, in order. */
+  #applyBatch(text: string): StoredResponse {
+    const items = parseBatch(parseJson(text));
+    return { status: 200, body: { results: applyBatch(this.#store, this.#faultQueue, items) } };
   }
 
   /** Runs one contacts operation synchronously, so nothing interleaves with its idempotency check. */
@@ -219,6 +248,8 @@ export class DemoCrmServer {
         }
         if (fault.apply) return true;
         throw new CrmApiError(504, 'gateway_timeout', fault.message);
+      case 'item-422':
+        throw new Error('item-422 faults are taken per batch item, never per request');
     }
   }
 
@@ -269,27 +300,4 @@ export class DemoCrmServer {
       this.#sleepers.set(timer, resolve);
     });
   }
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** Decodes a contact id from the path; a malformed escape is the client's mistake, not a 500. */
-function decodeId(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw new CrmApiError(400, 'invalid_path', `contact id "${segment}" is not a valid URL path segment`);
-  }
-}
-
-function withEtag(status: number, contact: CrmContact): StoredResponse {
-  return { status, body: contact, etag: `"${contact.version}"` };
-}
-
-function send(res: ServerResponse, response: StoredResponse, headers: Record<string, string> = {}): void {
-  const etag = response.etag === undefined ? {} : { etag: response.etag };
-  sendJson(res, response.status, response.body, { ...headers, ...etag });
 }

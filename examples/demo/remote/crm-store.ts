@@ -1,14 +1,14 @@
 /**
  * The demo CRM's state: contacts with versions, stored idempotent responses and request
  * statistics. Every operation is synchronous, so an idempotency check and the write it guards
- * cannot interleave with another request. With a data file the state survives a restart.
+ * cannot interleave with another request. With a data file the state survives a restart: each
+ * request's changes are appended to a journal as one line (see `crm-journal.ts`).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { z } from 'zod';
 import { CrmApiError, validateFields, validatePatch, type CrmContact } from './crm-contact';
+import { IdempotencyCache, type StoredResponse } from './crm-idempotency';
+import { CrmJournal, type CrmStorage, type JournalOp, type Snapshot } from './crm-journal';
 
-/** Oldest idempotency keys are forgotten past this many, so a long demo cannot grow without bound. */
-const MAX_IDEMPOTENCY_KEYS = 10_000;
+export type { StoredResponse } from './crm-idempotency';
 
 /** Request counters, as returned by `GET /_control/stats`. */
 export interface CrmStats {
@@ -18,48 +18,25 @@ export interface CrmStats {
   /** Applied creates, updates and deletes made through the API (remote-user edits excluded). */
   writes: number;
   writesByContact: Record<string, number>;
-  /** Requests answered from a stored idempotent response. */
+  /** Requests, and items of batches, answered from a stored idempotent response. */
   replays: number;
+  /** Requests, and items of batches, answered with an injected fault. */
   faultsServed: number;
 }
-
-/** A response remembered under an idempotency key, replayed verbatim for a repeated request. */
-export interface StoredResponse {
-  status: number;
-  body: unknown;
-  etag?: string | undefined;
-}
-
-const contactSchema = z.object({
-  id: z.string(),
-  version: z.number().int().positive(),
-  firstName: z.string(),
-  lastName: z.string(),
-  email: z.string(),
-  phone: z.string().nullable(),
-  company: z.string().nullable(),
-});
-
-const storedResponseSchema = z.object({
-  status: z.number().int(),
-  body: z.unknown(),
-  etag: z.string().optional(),
-});
-
-const dataFileSchema = z.object({
-  nextId: z.number().int().positive(),
-  contacts: z.array(contactSchema),
-  idempotency: z.record(z.string(), z.object({ method: z.string(), path: z.string(), response: storedResponseSchema })),
-});
-
-type DataFile = z.infer<typeof dataFileSchema>;
-type IdempotencyRecord = DataFile['idempotency'][string];
 
 /**
  * Called synchronously with each write the store counts as ours (API creates, updates, deletes),
  * so an in-process observer such as the latency benchmark sees the moment a write is applied.
  */
 export type CrmWriteHook = (contact: CrmContact) => void;
+
+/** How to open a store; all optional: without a data file the store lives in memory only. */
+export interface CrmStoreOptions {
+  /** The snapshot file; the journal is `<dataFile>.journal` beside it. */
+  readonly dataFile?: string | undefined;
+  /** Sees every write counted in the stats. */
+  readonly onWrite?: CrmWriteHook | undefined;
+}
 
 function emptyStats(): CrmStats {
   return { requests: 0, byMethod: {}, writes: 0, writesByContact: {}, replays: 0, faultsServed: 0 };
@@ -76,26 +53,31 @@ function ifMatchAllows(header: string | undefined, version: number): boolean {
 
 /** The contacts, idempotency records and counters of one demo CRM. */
 export class CrmStore {
-  readonly #dataFile: string | undefined;
+  readonly #journal: CrmJournal | undefined;
   readonly #onWrite: CrmWriteHook | undefined;
   readonly #contacts = new Map<string, CrmContact>();
-  readonly #idempotency = new Map<string, IdempotencyRecord>();
+  readonly #idempotency: IdempotencyCache;
   #nextId = 1;
   #stats = emptyStats();
+  /** The changes of the request being applied, journalled as one line when it ends. */
+  #pending: JournalOp[] | undefined;
 
-  private constructor(dataFile: string | undefined, onWrite: CrmWriteHook | undefined) {
-    this.#dataFile = dataFile;
-    this.#onWrite = onWrite;
+  private constructor(options: CrmStoreOptions) {
+    this.#onWrite = options.onWrite;
+    this.#idempotency = new IdempotencyCache();
+    if (options.dataFile === undefined) return;
+    const { journal, recovered } = CrmJournal.open(options.dataFile);
+    this.#journal = journal;
+    if (recovered.snapshot) this.#restore(recovered.snapshot);
+    for (const ops of recovered.changes) ops.forEach((op) => this.#replay(op));
   }
 
   /**
-   * Opens a store, loading `dataFile` when it exists; a missing file starts empty. `onWrite` sees
-   * every write counted in the stats.
+   * Opens a store, loading the data file and replaying its journal when they exist; missing
+   * files start empty, a torn last journal line (a crash mid-append) is dropped.
    */
-  static open(dataFile?: string, onWrite?: CrmWriteHook): CrmStore {
-    const store = new CrmStore(dataFile, onWrite);
-    if (dataFile !== undefined) store.#load(dataFile);
-    return store;
+  static open(options: CrmStoreOptions = {}): CrmStore {
+    return new CrmStore(options);
   }
 
   /** All contacts, in id order of creation. */
@@ -108,6 +90,22 @@ export class CrmStore {
     return { ...this.#require(id) };
   }
 
+  /**
+   * Runs `fn` and journals every change it made as one line, so a crash keeps all of a
+   * request's changes (a whole batch, and the idempotency record that guards it) or none.
+   */
+  atomic<T>(fn: () => T): T {
+    if (this.#pending) return fn();
+    this.#pending = [];
+    try {
+      return fn();
+    } finally {
+      const ops = this.#pending;
+      this.#pending = undefined;
+      if (ops.length > 0) this.#append(ops);
+    }
+  }
+
   /** Creates a contact at version 1. */
   create(body: unknown): CrmContact {
     const fields = validateFields(body);
@@ -115,7 +113,7 @@ export class CrmStore {
     this.#nextId += 1;
     this.#contacts.set(contact.id, contact);
     this.#countWrite(contact);
-    this.#save();
+    this.#record({ put: contact, nextId: this.#nextId });
     return { ...contact };
   }
 
@@ -136,7 +134,7 @@ export class CrmStore {
     const deleted = this.#requireMatching(id, ifMatch);
     this.#contacts.delete(id);
     this.#countWrite(deleted);
-    this.#save();
+    this.#record({ del: id });
   }
 
   /** Changes a contact as a person using the CRM would: bumps the version, is not our write. */
@@ -151,12 +149,13 @@ export class CrmStore {
   wipe(): void {
     this.#contacts.clear();
     this.#idempotency.clear();
-    this.#save();
+    this.#record({ wipe: true });
   }
 
   /**
-   * The stored response for an idempotency key, if the key was used before. Reusing a key for a
-   * different method or path is a client bug, answered with a 422 rather than a wrong replay.
+   * The stored response for an idempotency key, if the key was used before (and is still kept).
+   * Reusing a key for a different method or path is a client bug, answered with a 422 rather
+   * than a wrong replay.
    */
   findReplay(key: string, method: string, path: string): StoredResponse | undefined {
     const record = this.#idempotency.get(key);
@@ -174,12 +173,9 @@ export class CrmStore {
 
   /** Remembers the response of an applied request under its idempotency key. */
   remember(key: string, method: string, path: string, response: StoredResponse): void {
-    this.#idempotency.set(key, { method, path, response: structuredClone(response) });
-    if (this.#idempotency.size > MAX_IDEMPOTENCY_KEYS) {
-      const oldest = this.#idempotency.keys().next();
-      if (!oldest.done) this.#idempotency.delete(oldest.value);
-    }
-    this.#save();
+    const record = { method, path, response: structuredClone(response), at: Date.now() };
+    this.#idempotency.set(key, record);
+    this.#record({ key, record });
   }
 
   /** Counts one received `/contacts` request. */
@@ -188,7 +184,7 @@ export class CrmStore {
     this.#stats.byMethod[method] = (this.#stats.byMethod[method] ?? 0) + 1;
   }
 
-  /** Counts one request answered with an injected fault. */
+  /** Counts one request, or one item of a batch, answered with an injected fault. */
   countFault(): void {
     this.#stats.faultsServed += 1;
   }
@@ -201,6 +197,18 @@ export class CrmStore {
   /** Zeroes the counters. */
   resetStats(): void {
     this.#stats = emptyStats();
+  }
+
+  /** The data file's sizes and compactions; null for a store in memory. */
+  storage(): CrmStorage | null {
+    return this.#journal?.storage ?? null;
+  }
+
+  /** Compacts the journal into the snapshot and closes it; the store must not be used after. */
+  close(): void {
+    if (!this.#journal) return;
+    if (this.#journal.storage.journalBytes > 0) this.#journal.compact(this.#snapshot());
+    this.#journal.close();
   }
 
   #require(id: string): CrmContact {
@@ -227,7 +235,7 @@ export class CrmStore {
     const next: CrmContact = { ...current, ...changes, id: current.id, version: current.version + 1 };
     this.#contacts.set(next.id, next);
     if (ours) this.#countWrite(next);
-    this.#save();
+    this.#record({ put: next });
     return { ...next };
   }
 
@@ -238,41 +246,41 @@ export class CrmStore {
     this.#onWrite?.({ ...contact });
   }
 
-  #load(dataFile: string): void {
-    let text: string;
-    try {
-      text = readFileSync(dataFile, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new Error(`cannot read demo crm data file ${dataFile}`, { cause: error });
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new Error(`demo crm data file ${dataFile} is not valid JSON`, { cause: error });
-    }
-    const parsed = dataFileSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const path = issue?.path.map(String).join('.') || '(root)';
-      throw new Error(`demo crm data file ${dataFile} is malformed at ${path}: ${issue?.message ?? 'unknown problem'}`);
-    }
-    this.#nextId = parsed.data.nextId;
-    for (const contact of parsed.data.contacts) this.#contacts.set(contact.id, contact);
-    for (const [key, record] of Object.entries(parsed.data.idempotency)) this.#idempotency.set(key, record);
+  /** Journals one change: with the request's others inside `atomic`, else on its own line. */
+  #record(op: JournalOp): void {
+    if (!this.#journal) return;
+    if (this.#pending) this.#pending.push(op);
+    else this.#append([op]);
   }
 
-  #save(): void {
-    if (this.#dataFile === undefined) return;
-    const data: DataFile = {
-      nextId: this.#nextId,
-      contacts: [...this.#contacts.values()],
-      idempotency: Object.fromEntries(this.#idempotency),
-    };
-    // Write then rename, so a crash mid-write never leaves a truncated file for the next run.
-    const temporary = `${this.#dataFile}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(data, null, 2));
-    renameSync(temporary, this.#dataFile);
+  #append(ops: JournalOp[]): void {
+    if (!this.#journal) return;
+    this.#journal.append(ops);
+    if (this.#journal.shouldCompact) this.#journal.compact(this.#snapshot());
+  }
+
+  #snapshot(): Snapshot {
+    return { nextId: this.#nextId, contacts: [...this.#contacts.values()], idempotency: this.#idempotency.entries() };
+  }
+
+  #restore(snapshot: Snapshot): void {
+    this.#nextId = snapshot.nextId;
+    for (const contact of snapshot.contacts) this.#contacts.set(contact.id, contact);
+    for (const [key, record] of snapshot.idempotency) this.#idempotency.set(key, record);
+  }
+
+  /** Applies a journalled change again, at start: the same effect as when it was made, no hook. */
+  #replay(op: JournalOp): void {
+    if ('put' in op) {
+      this.#contacts.set(op.put.id, op.put);
+      if (op.nextId !== undefined) this.#nextId = Math.max(this.#nextId, op.nextId);
+    } else if ('del' in op) {
+      this.#contacts.delete(op.del);
+    } else if ('key' in op) {
+      this.#idempotency.set(op.key, op.record);
+    } else {
+      this.#contacts.clear();
+      this.#idempotency.clear();
+    }
   }
 }

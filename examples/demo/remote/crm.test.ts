@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PermanentRemoteError, RateLimitedError, RemoteNotFoundError, TransientRemoteError } from 'tidesync';
 import { DemoCrmClient, RemoteVersionConflictError, UnexpectedRemoteResponseError } from './crm-client';
 import { DemoCrmServer } from './crm-server';
@@ -331,41 +328,5 @@ describe('demo crm control endpoints and client edges', () => {
       liar.closeAllConnections();
       await new Promise((resolve) => liar.close(resolve));
     }
-  });
-});
-
-describe('demo crm data file', () => {
-  let directory: string;
-  beforeEach(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'tidesync-crm-'));
-  });
-  afterEach(async () => {
-    await rm(directory, { recursive: true, force: true });
-  });
-
-  it('should keep contacts, ids and idempotency keys across a restart', async () => {
-    const dataFile = join(directory, 'crm.json');
-    const idempotencyKey = key();
-    const first = await DemoCrmServer.start({ token: TOKEN, dataFile });
-    const created = await new DemoCrmClient({ baseUrl: first.url, token: TOKEN }).create(alice, { idempotencyKey });
-    await first.stop();
-
-    const second = await DemoCrmServer.start({ token: TOKEN, dataFile });
-    try {
-      const again = new DemoCrmClient({ baseUrl: second.url, token: TOKEN });
-      expect(await again.get(created.id)).toEqual(created);
-      expect(await again.create(alice, { idempotencyKey })).toEqual(created);
-      const next = await again.create({ firstName: 'Bob', email: 'bob@example.com' }, { idempotencyKey: key() });
-      expect(next.id).not.toBe(created.id);
-      expect(second.contacts()).toHaveLength(2);
-    } finally {
-      await second.stop();
-    }
-  });
-
-  it('should refuse to start on a malformed data file, naming the bad field', async () => {
-    const dataFile = join(directory, 'crm.json');
-    await writeFile(dataFile, JSON.stringify({ nextId: 2, contacts: [{ id: 'c_1' }], idempotency: {} }));
-    await expect(DemoCrmServer.start({ token: TOKEN, dataFile })).rejects.toThrow(/is malformed at contacts\.0\.version/);
   });
 });
