@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Change, WriteContext } from 'tidesync';
+import { DEFAULT_BREAKER_THRESHOLD, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RETRY_WINDOW_MS } from 'tidesync';
 import { DemoContactWriter } from '../../examples/demo/contact-writer';
 import { crmFileSizes } from '../../examples/demo/remote/crm-journal';
 import { type RemoteCrm, type RemoteSample, startRemoteCrm } from './remote';
@@ -205,6 +206,9 @@ function writeContext(baseUrl: string, token: string): WriteContext {
     syncPriority: 'local' as const,
     transport: { baseUrl },
     secretRef: null,
+    retryWindowMs: DEFAULT_RETRY_WINDOW_MS,
+    probeIntervalMs: DEFAULT_PROBE_INTERVAL_MS,
+    breakerThreshold: DEFAULT_BREAKER_THRESHOLD,
   };
   return { integration, parameters: {}, secret: token, signal: new AbortController().signal };
 }

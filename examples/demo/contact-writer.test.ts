@@ -7,6 +7,7 @@ import {
   RemoteVersionConflictError,
   TransientRemoteError,
 } from 'tidesync';
+import { DEFAULT_BREAKER_THRESHOLD, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RETRY_WINDOW_MS } from 'tidesync';
 import { DemoContactWriter } from './contact-writer';
 import { DemoCrmServer } from './remote/crm-server';
 
@@ -24,6 +25,9 @@ function context(): WriteContext {
     syncPriority: 'local' as const,
     transport: { baseUrl: server.url },
     secretRef: 'env:DEMO_CRM_TOKEN',
+    retryWindowMs: DEFAULT_RETRY_WINDOW_MS,
+    probeIntervalMs: DEFAULT_PROBE_INTERVAL_MS,
+    breakerThreshold: DEFAULT_BREAKER_THRESHOLD,
   };
   return { integration, parameters: {}, secret: TOKEN, signal: new AbortController().signal };
 }
