@@ -162,6 +162,21 @@ describe('bad input at the edge', () => {
     });
   });
 
+  it('should fail a row too large for a Temporal payload with its size, and finish the run', async () => {
+    await sql`update contacts set company = ${'x'.repeat(3 * 1024 * 1024)} where id = 3`.execute(database.app);
+    const outcome = await engine.client.waitForExport(await engine.client.scheduleExport({ integration, connector: 'contact', id: 3 }));
+    expect(outcome).toMatchObject({ ok: true, status: 'completed_with_failures', counters: { failed: 1, written: 0 } });
+    if (outcome.ok)
+      expect(outcome.failures[0]).toMatchObject({
+        code: 'entity_too_large',
+        message: expect.stringMatching(/^entity 3 is \d+ bytes as JSON, more than the 262144 bytes/),
+      });
+    const failures = await engine.client.listFailures({ integration });
+    expect(failures).toEqual(
+      expect.arrayContaining([expect.objectContaining({ key: '3', lastError: expect.stringContaining('bytes as JSON') })]),
+    );
+  });
+
   describe('remote responses', () => {
     let garbage: Server;
     let answer: { status: number; type: string; body: string } = { status: 200, type: 'text/html', body: '' };

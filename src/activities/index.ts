@@ -9,6 +9,7 @@ import { getIntegration } from '../store/integrations';
 import { type Runtime, getJob } from '../runtime';
 import { beginExecutionRecord, finishExecutionRecord } from '../store/executions';
 import { classified } from './failures';
+import { MAX_RECORD_BYTES, jsonBytes } from './payload-limits';
 import type { TidesyncMetrics } from '../metrics/metrics';
 import { type SecretResolver, resolveSecret as defaultResolveSecret } from '../secrets';
 import { planChanges } from './process-step';
@@ -78,7 +79,12 @@ export function createActivities(deps: ActivityDependencies) {
     readStep: classified(async (input: ReadStepInput): Promise<ReadStepOutput> => {
       const step = stepOf(input);
       const result = await services.get('reader', step.reader).read(input.ids, step.parameters);
-      return { items: result.found.map((f) => ({ key: f.key, entity: f.entity })), missing: result.missing };
+      const items = result.found.map((f) => {
+        // A record too large for a payload travels as its size only; processStep fails it.
+        const bytes = jsonBytes(f.entity);
+        return bytes > MAX_RECORD_BYTES ? { key: f.key, entity: {}, tooLarge: bytes } : { key: f.key, entity: f.entity };
+      });
+      return { items, missing: result.missing };
     }),
 
     /**

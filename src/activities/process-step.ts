@@ -4,6 +4,7 @@ import type { StepDefinition } from '../jobs/definition';
 import { changedFields } from '../sync/values';
 import { hashSnapshot, idempotencyKey } from '../sync/snapshot';
 import { isOnRemote } from '../sync/standing';
+import { MAX_RECORD_BYTES, jsonBytes, tooLargeMessage } from './payload-limits';
 import type { PlannedChange, ProcessStepInput, ProcessStepOutput, RecordFailure, Skipped } from './types';
 
 /** Plans the changes of one step for entities read (and missing) by its reader. */
@@ -22,6 +23,15 @@ export async function planChanges(
     idempotencyKey({ integrationId: input.integrationId, connector: input.connector, step: step.name, entityKey: key, previousHash, hash });
 
   for (const item of input.items) {
+    if (item.tooLarge !== undefined) {
+      failures.push({
+        key: item.key,
+        step: step.name,
+        code: 'entity_too_large',
+        message: tooLargeMessage('entity', item.key, item.tooLarge),
+      });
+      continue;
+    }
     const state = states.get(item.key) ?? null;
     let result;
     try {
@@ -39,6 +49,16 @@ export async function planChanges(
       skipped.push({
         key: item.key,
         reason: `removed on the remote; not exported until \`tidesync reset ${integration.name} ${input.connector} ${item.key}\``,
+      });
+      continue;
+    }
+    const bytes = jsonBytes(result.data);
+    if (bytes > MAX_RECORD_BYTES) {
+      failures.push({
+        key: item.key,
+        step: step.name,
+        code: 'changeset_too_large',
+        message: tooLargeMessage('changeset', item.key, bytes),
       });
       continue;
     }

@@ -37,6 +37,8 @@ export interface ExecutionPlan {
 export interface ReadItem {
   readonly key: string;
   readonly entity: Entity;
+  /** Set (to the entity's size in bytes) when it is too large to travel: `entity` is then empty. */
+  readonly tooLarge?: number;
 }
 
 /** A change the processor produced, ready for the writer. */
