@@ -50,6 +50,20 @@ export interface SyncState {
   readonly attempts: number;
   /** When the entity was marked `failed`. */
   readonly failedAt: Date | null;
+  /**
+   * A create whose answer was never saved (a lost response, then retries that ran out, or a
+   * crash): the remote may hold the record. tidesync sends that create again before anything
+   * else, so the remote answers it from its idempotency records instead of making a second one.
+   */
+  readonly pendingCreate?: PendingCreate | null;
+}
+
+/** A create recorded before it is sent, until its answer (the remote id) is saved. */
+export interface PendingCreate {
+  readonly idempotencyKey: string;
+  /** The hash of `data` (the snapshot it would become). */
+  readonly hash: string;
+  readonly data: Record<string, unknown>;
 }
 
 /**
