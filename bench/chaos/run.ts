@@ -77,7 +77,7 @@ export async function runChaos(root: string, options: ChaosOptions, signal: Abor
   let passed = false;
   let folder: string | undefined;
   try {
-    const stack = await startChaosStack(root, cleanups, log);
+    const stack = await startChaosStack(root, cleanups, signal, log);
     folder = stack.folder;
     const { tidesync, demo } = stack;
     const load = new ChangeLoad({ db: stack.appDb, integration: CHAOS_INTEGRATION, random: seededRandom(options.seed) });

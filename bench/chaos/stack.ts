@@ -57,7 +57,12 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts everything, registering each part's cleanup in `cleanups` (run newest first). */
-export async function startChaosStack(root: string, cleanups: Cleanups, log: (line: string) => void): Promise<ChaosStack> {
+export async function startChaosStack(
+  root: string,
+  cleanups: Cleanups,
+  signal: AbortSignal,
+  log: (line: string) => void,
+): Promise<ChaosStack> {
   const home = path.join(tidesyncHome(), 'chaos');
   await mkdir(home, { recursive: true });
   const ledger = new ProcessLedger(path.join(home, 'processes.json'));
@@ -125,6 +130,7 @@ export async function startChaosStack(root: string, cleanups: Cleanups, log: (li
     logFile: path.join(folder, 'worker.log'),
     ledger,
     log,
+    signal,
   });
   cleanups.add('stop the worker', () => worker.stop());
   log(`worker ready after ${await worker.start()} ms; demo CRM on ${demo.remote.url}`);

@@ -26,6 +26,8 @@ export interface WorkerProcessOptions {
   readonly logFile: string;
   readonly ledger: ProcessLedger;
   readonly log: (line: string) => void;
+  /** Once aborted (Ctrl-C reaches the worker too), an exit is not followed by a restart. */
+  readonly signal: AbortSignal;
 }
 
 /** One worker process at a time. */
@@ -119,8 +121,9 @@ export class WorkerProcess {
   }
 
   #onUnexpectedExit(code: number | null, signal: NodeJS.Signals | null): void {
-    this.#unexpectedExits += 1;
     this.#child = undefined;
+    if (this.#options.signal.aborted) return;
+    this.#unexpectedExits += 1;
     const { log, logFile } = this.#options;
     log(`worker exited by itself (${code ?? signal}); see ${logFile}`);
     if (this.#unexpectedExits > MAX_UNEXPECTED_RESTARTS) return;
