@@ -38,6 +38,10 @@ async function executionTotals(stack: ChaosStack) {
       sql<string>`coalesce(sum(skipped_count), 0)`.as('skipped'),
       sql<string>`coalesce(sum(failed_count), 0)`.as('failed'),
       sql<string>`count(*) filter (where status = 'failed')`.as('failedPasses'),
+      // The demo CRM's own 422s: records it refused (the invalid set), each time one was written.
+      sql<string>`coalesce(sum((select count(*) from jsonb_array_elements(failures) f where f->>'code' = 'remote_permanent')), 0)`.as(
+        'refusedByRemote',
+      ),
     ])
     .where('integration', '=', CHAOS_INTEGRATION)
     .executeTakeFirstOrThrow();
