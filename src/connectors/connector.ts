@@ -40,7 +40,8 @@ export interface SyncState {
   readonly lastSyncedAt: Date | null;
   readonly lastError: string | null;
   /**
-   * active: on the remote; deleted: deleted there after a local delete; tombstone: deleted locally
+   * active: on the remote (with no `remoteId` yet: its first create is being sent, see
+   * `pendingCreate`); deleted: deleted there after a local delete; tombstone: deleted locally
    * only; remote_removed: gone from the remote, not exported again until reset; failed: the last
    * change was rejected for good or outlasted the retry window (`lastError` says why), kept until
    * `retry-failed` or the entity's next change.
