@@ -65,7 +65,7 @@ export class RequestRate {
   }
 }
 
-/** Fields that the CRM's versions and ids aside make up a contact. */
+/** A contact's fields, without its id and version. */
 function content(contact: CrmContact): string {
   const { firstName, lastName, email, phone, company } = contact;
   return JSON.stringify([firstName, lastName, email, phone, company]);

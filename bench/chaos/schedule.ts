@@ -69,7 +69,7 @@ export async function runFaultSchedule(
       burstEnds = sleep(windowMs, undefined, { signal }).then(
         () => {
           targets.remote.clearFaults();
-          log(`  ${what} over: ${targets.remote.stats().faultsServed - before} requests failed`);
+          log(`  ${what} over: ${targets.remote.stats().faultsServed - before} requests got the fault`);
         },
         () => targets.remote.clearFaults(),
       );
