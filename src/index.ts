@@ -43,6 +43,7 @@ export type {
   ProcessContext,
   ProcessResult,
   Processor,
+  PendingCreate,
   ReadResult,
   Reader,
   RemoteRecord,

@@ -55,6 +55,7 @@ export async function seedContacts(db: Kysely<any>, count: number): Promise<numb
   const existing = await kdb.selectFrom('contacts').select(kdb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
   if (Number(existing.n) > 0) return 0;
   const rows = Array.from({ length: count }, (_, i) => seedContact(i));
+  if (rows.length === 0) return 0; // an insert of no rows is not valid SQL
   await kdb.insertInto('contacts').values(rows).execute();
   return rows.length;
 }

@@ -82,7 +82,8 @@ export async function planChanges(
 
   for (const key of input.missing) {
     const state = states.get(key);
-    if (!isOnRemote(state)) {
+    // A create whose answer was lost may have made a remote record: the delete settles it first.
+    if (!isOnRemote(state) && !state?.pendingCreate) {
       // Never exported (or only failed to be), or its removal is already recorded: nothing to do remotely.
       if (state && state.status !== 'active' && state.status !== 'failed')
         skipped.push({ key, reason: `already ${state.status === 'deleted' ? 'deleted remotely' : 'tombstoned'}` });
@@ -93,9 +94,9 @@ export async function planChanges(
       key,
       operation: 'delete',
       data: {},
-      remoteId: state.remoteId,
+      remoteId: state?.remoteId ?? null,
       hash: 'deleted',
-      idempotencyKey: keyOf(key, state.snapshotHash, 'deleted'),
+      idempotencyKey: keyOf(key, state?.snapshotHash ?? null, 'deleted'),
     });
   }
   return { changes, skipped, failures, notFound };

@@ -3,13 +3,13 @@
  * merge under a conditional write, delete or tombstone, and the remote-gone policy.
  */
 import type { Kysely } from 'kysely';
-import type { Change, Connector, SyncState, WriteContext, Writer } from '../connectors/connector';
-import { RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from '../errors';
+import type { Change, Connector, SyncState, WriteContext, WriteResult, Writer } from '../connectors/connector';
+import { PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from '../errors';
 import type { TidesyncDatabase } from '../store/schema';
 import { mergeRecord } from '../sync/merge';
 import { changedFields } from '../sync/values';
 import { stableKey } from '../sync/snapshot';
-import { type SyncScope, saveRemoteRemoved, saveRemoved, saveSynced } from '../store/sync-state';
+import { type SyncScope, clearPendingCreate, savePendingCreate, saveRemoteRemoved, saveRemoved, saveSynced } from '../store/sync-state';
 import type { PlannedChange, RecordedConflict, WrittenRecord } from './types';
 import type { Conflict } from '../sync/merge';
 
@@ -32,13 +32,30 @@ export interface WriteChangeDeps {
 }
 
 /** Writes one planned change; see the module comment. */
-export async function writeChange(deps: WriteChangeDeps, planned: PlannedChange, state: SyncState | undefined): Promise<ChangeOutcome> {
+export async function writeChange(deps: WriteChangeDeps, planned: PlannedChange, loaded: SyncState | undefined): Promise<ChangeOutcome> {
   const { db, scope, writer, context } = deps;
-  const change: Change = { ...planned, partial: false, expectedVersion: null };
+  let change: Change = { ...planned, partial: false, expectedVersion: null };
+  // First the create whose answer was lost, if any: then the remote id is known and this change
+  // updates (or deletes) that record instead of making a second one.
+  const settled = loaded?.pendingCreate ? await settlePendingCreate(deps, change, loaded) : null;
+  const state = settled?.state ?? loaded;
+  if (settled?.written && settled.state.remoteId) {
+    if (settled.state.snapshotHash === planned.hash && change.operation !== 'delete') {
+      return { kind: 'written', record: { key: change.key, remoteId: settled.state.remoteId, operation: 'create' }, conflicts: [] };
+    }
+    const remoteId = settled.state.remoteId;
+    change = {
+      ...change,
+      operation: change.operation === 'delete' ? 'delete' : 'update',
+      remoteId,
+      // Not the key of a create: this is another request, to another route.
+      idempotencyKey: stableKey(change.idempotencyKey, 'after-create', remoteId),
+    };
+  }
 
   if (change.operation === 'delete') {
     // Removed by an earlier attempt of this activity.
-    if (state && (state.status === 'deleted' || state.status === 'tombstone'))
+    if (state && !state.pendingCreate && (state.status === 'deleted' || state.status === 'tombstone'))
       return {
         kind: 'written',
         record: { key: change.key, remoteId: change.remoteId, operation: state.status === 'deleted' ? 'delete' : 'tombstone' },
@@ -141,7 +158,16 @@ export async function writeChange(deps: WriteChangeDeps, planned: PlannedChange,
 }
 
 async function create(deps: WriteChangeDeps, change: Change, hash: string): Promise<ChangeOutcome> {
-  const result = await deps.writer.write({ ...change, operation: 'create', remoteId: null }, deps.context);
+  // Recorded first: if the answer is lost, the next write sends this create again (see settlePendingCreate).
+  await savePendingCreate(deps.db, deps.scope, change.key, { idempotencyKey: change.idempotencyKey, hash, data: change.data });
+  let result: WriteResult;
+  try {
+    result = await deps.writer.write({ ...change, operation: 'create', remoteId: null }, deps.context);
+  } catch (err) {
+    // Refused: not applied, so nothing of it is on the remote.
+    if (err instanceof PermanentRemoteError) await clearPendingCreate(deps.db, deps.scope, change.key);
+    throw err;
+  }
   await saveSynced(deps.db, deps.scope, {
     key: change.key,
     remoteId: result.remoteId,
@@ -150,6 +176,54 @@ async function create(deps: WriteChangeDeps, change: Change, hash: string): Prom
     hash,
   });
   return { kind: 'written', record: { key: change.key, remoteId: result.remoteId, operation: 'create' }, conflicts: [] };
+}
+
+/**
+ * Sends the pending create again, with its own key and data: a remote that applied it answers from
+ * its idempotency records (the record it made, with its id); one that did not applies it now.
+ * Either way the answer is saved as what was last pushed (`written`), with the state as it is now.
+ * A refusal means it was never applied: the pending create is dropped and the change goes on as
+ * if it had never been sent.
+ */
+async function settlePendingCreate(
+  deps: WriteChangeDeps,
+  change: Change,
+  state: SyncState,
+): Promise<{ written: boolean; state: SyncState }> {
+  const pending = state.pendingCreate;
+  if (!pending) return { written: false, state };
+  let result: WriteResult;
+  try {
+    result = await deps.writer.write(
+      { ...change, operation: 'create', remoteId: null, data: pending.data, idempotencyKey: pending.idempotencyKey },
+      deps.context,
+    );
+  } catch (err) {
+    if (!(err instanceof PermanentRemoteError)) throw err;
+    await clearPendingCreate(deps.db, deps.scope, change.key);
+    return { written: false, state: { ...state, pendingCreate: null } };
+  }
+  const synced = {
+    key: change.key,
+    remoteId: result.remoteId,
+    remoteVersion: result.remoteVersion,
+    snapshot: pending.data,
+    hash: pending.hash,
+  };
+  await saveSynced(deps.db, deps.scope, synced);
+  const now: SyncState = {
+    ...state,
+    status: 'active',
+    remoteId: result.remoteId,
+    remoteVersion: result.remoteVersion,
+    snapshot: pending.data,
+    snapshotHash: pending.hash,
+    lastError: null,
+    attempts: 0,
+    failedAt: null,
+    pendingCreate: null,
+  };
+  return { written: true, state: now };
 }
 
 /** The remote record is gone: recreate it, or mark the entity remote-removed (the connector says). */

@@ -40,7 +40,8 @@ export interface SyncState {
   readonly lastSyncedAt: Date | null;
   readonly lastError: string | null;
   /**
-   * active: on the remote; deleted: deleted there after a local delete; tombstone: deleted locally
+   * active: on the remote (with no `remoteId` yet: its first create is being sent, see
+   * `pendingCreate`); deleted: deleted there after a local delete; tombstone: deleted locally
    * only; remote_removed: gone from the remote, not exported again until reset; failed: the last
    * change was rejected for good or outlasted the retry window (`lastError` says why), kept until
    * `retry-failed` or the entity's next change.
@@ -50,6 +51,20 @@ export interface SyncState {
   readonly attempts: number;
   /** When the entity was marked `failed`. */
   readonly failedAt: Date | null;
+  /**
+   * A create whose answer was never saved (a lost response, then retries that ran out, or a
+   * crash): the remote may hold the record. tidesync sends that create again before anything
+   * else, so the remote answers it from its idempotency records instead of making a second one.
+   */
+  readonly pendingCreate?: PendingCreate | null;
+}
+
+/** A create recorded before it is sent, until its answer (the remote id) is saved. */
+export interface PendingCreate {
+  readonly idempotencyKey: string;
+  /** The hash of `data` (the snapshot it would become). */
+  readonly hash: string;
+  readonly data: Record<string, unknown>;
 }
 
 /**

@@ -46,6 +46,10 @@ export function openDatabases(url: string, options: DatabaseOptions = {}): Datab
   const pool = new Pool({ connectionString: url, max: options.max ?? 10 });
   // An idle client that errors (server restart) must not crash the process: the pool replaces it.
   pool.on('error', () => undefined);
+  // Nor a checked-out one: between two queries (a transaction waiting on Temporal, like the relay's)
+  // pg emits the server's FATAL as an 'error' on the client, which has no listener while it is out
+  // of the pool. Its next query fails instead, and the pool drops it when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const app = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
   return { app, store: storeDb(app, schema), schema, destroy: () => app.destroy() };

@@ -36,7 +36,9 @@ export async function saveFailed(db: Kysely<TidesyncDatabase>, scope: SyncScope,
       const hash = failure.hash;
       return hash === undefined
         ? update
-        : update.where((eb) => eb.not(eb.and([eb('sync_state.status', '=', 'active'), eb('sync_state.snapshot_hash', '=', hash)])));
+        : update.where((eb) =>
+            eb.not(eb.and([eb('sync_state.status', '=', 'active'), eb('sync_state.snapshot_hash', 'is not distinct from', hash)])),
+          );
     })
     .returning('entity_id')
     .executeTakeFirst();
@@ -61,6 +63,8 @@ export async function resolveFailedNeverExported(
       eb('entity_id', 'in', keys),
       eb('status', '=', 'failed'),
       eb('snapshot_hash', 'is', null),
+      // A create that may have been applied is not "never exported": its delete must be sent.
+      eb('pending_create', 'is', null),
     ]);
   const deleted = await db
     .deleteFrom('sync_state')

@@ -8,6 +8,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } fr
 import { OUTBOX_CHANNEL } from '../outbox/channel';
 import { DEFAULT_SCHEMA, checkSchemaName } from './db';
 import { failureLifecycle } from './migration-failure-lifecycle';
+import { pendingCreate } from './migration-pending-create';
 
 /** The migrations of tidesync's tables in `schema`, by name (kysely runs them in name order). */
 function migrationsFor(schema: string): Record<string, Migration> {
@@ -139,6 +140,7 @@ function migrationsFor(schema: string): Record<string, Migration> {
       },
     },
     '2026_12_02_001_failure_lifecycle': failureLifecycle(schema),
+    '2026_12_03_001_pending_create': pendingCreate(schema),
   };
 }
 

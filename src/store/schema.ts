@@ -3,6 +3,7 @@
  * default). Application tables are read dynamically by readers.
  */
 import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+import type { PendingCreate } from '../connectors/connector';
 
 /** Timestamps are written as Date or ISO text and read as Date. */
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
@@ -80,6 +81,8 @@ export interface SyncStateTable {
   attempts: Generated<number>;
   /** When the entity was marked failed; null unless `status` is `failed`. */
   failed_at: Timestamp | null;
+  /** A create sent (or about to be) whose answer is not saved yet; see `PendingCreate`. */
+  pending_create: NullableJson<PendingCreate>;
   updated_at: DefaultTimestamp;
 }
 

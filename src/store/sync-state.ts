@@ -1,6 +1,6 @@
 /** Reads and writes `tidesync.sync_state`. */
 import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
-import type { SyncState } from '../connectors/connector';
+import type { PendingCreate, SyncState } from '../connectors/connector';
 import type { SyncStateTable, TidesyncDatabase } from './schema';
 
 /** Identifies the entities of one connector on one integration. */
@@ -42,6 +42,7 @@ function toSyncState(r: Selectable<SyncStateTable>): SyncState {
     status: r.status,
     attempts: r.attempts,
     failedAt: r.failed_at,
+    pendingCreate: r.pending_create,
   };
 }
 
@@ -61,6 +62,8 @@ export async function saveSynced(
     status: 'active' as const,
     attempts: 0,
     failed_at: null,
+    // The answer is saved: whatever create was pending has its remote id now.
+    pending_create: null,
     updated_at: new Date(),
   };
   await db
@@ -90,8 +93,43 @@ export async function saveRemoved(
       last_error: null,
       attempts: 0,
       failed_at: null,
+      pending_create: null,
       updated_at: new Date(),
     })
+    .where((eb) => oneEntity(eb, scope, key))
+    .execute();
+}
+
+/**
+ * Records a create before it is sent, so that a lost answer is never forgotten: until its answer is
+ * saved (`saveSynced` clears it) the next write of the entity sends this very create again. An
+ * entity never exported gets its row now (status `active`, no remote id yet). A create already
+ * pending is kept: it is the one that may be on the remote.
+ */
+export async function savePendingCreate(
+  db: Kysely<TidesyncDatabase>,
+  scope: SyncScope,
+  key: string,
+  pending: PendingCreate,
+): Promise<void> {
+  const value = JSON.stringify(pending);
+  await db
+    .insertInto('sync_state')
+    .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: key, pending_create: value })
+    .onConflict((oc) =>
+      oc
+        .columns(['integration_id', 'connector', 'entity_id'])
+        .doUpdateSet({ pending_create: value, updated_at: new Date() })
+        .where('sync_state.pending_create', 'is', null),
+    )
+    .execute();
+}
+
+/** Forgets a pending create that the remote refused: it was not applied, nothing is on the remote. */
+export async function clearPendingCreate(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string): Promise<void> {
+  await db
+    .updateTable('sync_state')
+    .set({ pending_create: null, updated_at: new Date() })
     .where((eb) => oneEntity(eb, scope, key))
     .execute();
 }

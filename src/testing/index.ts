@@ -10,6 +10,8 @@ import path from 'node:path';
 import pg from 'pg';
 import type { ExportOutcome, ExportRequest } from '../client';
 import type { TidesyncConfig } from '../config/define-config';
+import type { EmbeddedPostgres, EmbeddedPostgresOptions } from '../stack/postgres';
+import type { TemporalDevServer, TemporalDevServerOptions } from '../stack/temporal-server';
 import { resolveTemporalSettings } from '../temporal/connection';
 import { type StartOptions, type Tidesync, startTidesync } from '../start';
 
@@ -52,6 +54,31 @@ export async function startTestServers(env: NodeJS.ProcessEnv = process.env): Pr
   const databaseUrl = postgres.status === 'fulfilled' && postgres.value ? postgres.value.url : (env['DATABASE_URL'] as string);
   const temporalAddress = temporal.status === 'fulfilled' && temporal.value ? temporal.value.address : (env['TEMPORAL_ADDRESS'] as string);
   return { databaseUrl, temporalAddress, stop };
+}
+
+export type { EmbeddedPostgres, EmbeddedPostgresOptions, TemporalDevServer };
+
+/**
+ * Starts one embedded PostgreSQL on `options.dataDir` (initialised when empty, reused otherwise),
+ * for tests that stop a server and start it again: `stop()` is a fast shutdown, and a start on
+ * the same folder and port keeps both the data and every url.
+ */
+export async function startTestPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const { startEmbeddedPostgres } = await import('../stack/postgres');
+  return startEmbeddedPostgres(options);
+}
+
+/**
+ * Starts one Temporal dev server without its UI, found the way `startTestServers` finds it. With a
+ * `dbFilename`, a server killed and started again on that file and port keeps every workflow.
+ */
+export async function startTestTemporal(
+  options: Omit<TemporalDevServerOptions, 'cli' | 'ui' | 'uiPort' | 'uiCodecEndpoint'>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<TemporalDevServer> {
+  const { startTemporalDevServer } = await import('../stack/temporal-server');
+  const { findTemporalCli } = await import('../stack/temporal-cli');
+  return startTemporalDevServer({ ...options, cli: await findTemporalCli({ env }), ui: false });
 }
 
 /** A database of its own for one test file, on the server of `baseUrl`. */

@@ -196,7 +196,7 @@ describe('demo crm batch faults', () => {
     expect(answer.json.results.map((result: { status: number }) => result.status)).toEqual([201, 422, 422, 201]);
     expect(answer.json.results[1].error).toEqual({ code: 'validation_failed', message: 'email domain is blocked' });
     expect(answer.json.results[2].error.message).toBe('injected validation failure of this item');
-    expect(server.stats()).toMatchObject({ faultsServed: 2, writes: 2 });
+    expect(server.stats()).toMatchObject({ faultsServed: 2, faultsByKind: { 'item-422': 2 }, writes: 2 });
     expect(server.faults()).toEqual([]);
   });
 

@@ -105,7 +105,7 @@ function applyItem(store: CrmStore, faults: FaultQueue, item: BatchItem): BatchI
   }
   const fault = faults.takeItem(item.key, item.fields['email']);
   if (fault) {
-    store.countFault();
+    store.countFault(fault.kind);
     throw new CrmApiError(422, 'validation_failed', fault.message);
   }
   const ifMatch = item.ifMatch === undefined ? undefined : String(item.ifMatch);

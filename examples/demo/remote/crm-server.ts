@@ -178,7 +178,7 @@ export class DemoCrmServer {
     // Faults and the request's idempotency key apply to a batch as a whole.
     const fault = this.#faultQueue.take(method, path);
     if (fault) {
-      this.#store.countFault();
+      this.#store.countFault(fault.kind);
       if (!(await this.#serveFault(fault, req, res))) return;
     }
 

@@ -5,6 +5,7 @@
  * request's changes are appended to a journal as one line (see `crm-journal.ts`).
  */
 import { CrmApiError, validateFields, validatePatch, type CrmContact } from './crm-contact';
+import type { FaultKind } from './crm-faults';
 import { IdempotencyCache, type StoredResponse } from './crm-idempotency';
 import { CrmJournal, type CrmStorage, type JournalOp, type Snapshot } from './crm-journal';
 
@@ -22,6 +23,8 @@ export interface CrmStats {
   replays: number;
   /** Requests, and items of batches, answered with an injected fault. */
   faultsServed: number;
+  /** `faultsServed` by the fault's kind. */
+  faultsByKind: Partial<Record<FaultKind, number>>;
 }
 
 /**
@@ -39,7 +42,7 @@ export interface CrmStoreOptions {
 }
 
 function emptyStats(): CrmStats {
-  return { requests: 0, byMethod: {}, writes: 0, writesByContact: {}, replays: 0, faultsServed: 0 };
+  return { requests: 0, byMethod: {}, writes: 0, writesByContact: {}, replays: 0, faultsServed: 0, faultsByKind: {} };
 }
 
 /** True when an `If-Match` header (absent, `*`, `"3"`, `W/"3"` or a list) allows `version`. */
@@ -185,8 +188,9 @@ export class CrmStore {
   }
 
   /** Counts one request, or one item of a batch, answered with an injected fault. */
-  countFault(): void {
+  countFault(kind: FaultKind): void {
     this.#stats.faultsServed += 1;
+    this.#stats.faultsByKind[kind] = (this.#stats.faultsByKind[kind] ?? 0) + 1;
   }
 
   /** A copy of the counters. */

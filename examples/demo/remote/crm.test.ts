@@ -206,7 +206,7 @@ describe('demo crm faults', () => {
     expect(error.status).toBe(502);
     expect(server.contacts()).toHaveLength(0);
     await expect(client.create(alice, { idempotencyKey: key() })).resolves.toMatchObject({ version: 1 });
-    expect(server.stats()).toMatchObject({ faultsServed: 1, writes: 1, requests: 2, byMethod: { POST: 2 } });
+    expect(server.stats()).toMatchObject({ faultsServed: 1, faultsByKind: { '5xx': 1 }, writes: 1, requests: 2, byMethod: { POST: 2 } });
   });
 
   it('should map a 429 to RateLimitedError with the Retry-After delay', async () => {
@@ -288,6 +288,7 @@ describe('demo crm control endpoints and client edges', () => {
       writesByContact: { [created.id]: 1 },
       replays: 0,
       faultsServed: 0,
+      faultsByKind: {},
     });
     expect((await raw('POST', '/_control/stats/reset')).json.requests).toBe(0);
     expect((await raw('DELETE', '/_control/contacts')).status).toBe(204);

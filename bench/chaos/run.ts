@@ -1,0 +1,190 @@
+/**
+ * One soak: the stack, a warm-up, the load and the fault schedule side by side, then the end
+ * (drain, retry the outage's failures, drain) and the checks; everything it started is stopped
+ * in every case.
+ */
+import { rm } from 'node:fs/promises';
+import { sql } from 'kysely';
+import { Cleanups } from '../latency/environment';
+import { ChangeLoad, seededRandom } from './load';
+import { RequestRate } from './remote-watch';
+import { type OutageWindow, runFaultSchedule } from './schedule';
+import { retryOutageFailures, waitUntilQuiet } from './settle';
+import { CHAOS_INTEGRATION, CHAOS_SETTINGS, type ChaosStack, startChaosStack } from './stack';
+import { verify } from './verify';
+
+/** Options of a soak (`npm run chaos -- --minutes N --rate N --seed N --keep`). */
+export interface ChaosOptions {
+  /** How long the load and the faults run. */
+  readonly minutes: number;
+  /** Changes committed per second. */
+  readonly rate: number;
+  /** Seed of the load's choices. */
+  readonly seed: number;
+  /** Keep the run's folder (data, logs) even when the checks pass. */
+  readonly keep: boolean;
+}
+
+/** Contacts created and exported before the faults begin. */
+const WARM_UP_CONTACTS = 40;
+
+/** Sums of the execution records of the soak's integration. */
+async function executionTotals(stack: ChaosStack) {
+  const row = await stack.tidesync.store
+    .selectFrom('job_execution')
+    .select([
+      sql<string>`count(*)`.as('passes'),
+      sql<string>`coalesce(sum(written_count), 0)`.as('written'),
+      sql<string>`coalesce(sum(skipped_count), 0)`.as('skipped'),
+      sql<string>`coalesce(sum(failed_count), 0)`.as('failed'),
+      sql<string>`count(*) filter (where status = 'failed')`.as('failedPasses'),
+      // The demo CRM's own 422s: records it refused (the invalid set), each time one was written.
+      sql<string>`coalesce(sum((select count(*) from jsonb_array_elements(failures) f where f->>'code' = 'remote_permanent')), 0)`.as(
+        'refusedByRemote',
+      ),
+    ])
+    .where('integration', '=', CHAOS_INTEGRATION)
+    .executeTakeFirstOrThrow();
+  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Number(v)]));
+}
+
+/** The outage as the demo CRM saw it; the breaker should bound the requests once it tripped. */
+function outageFigures(outage: OutageWindow | null, rate: RequestRate) {
+  if (!outage) return null;
+  const { startedAt, endedAt, trippedAt } = outage;
+  // Writes already past the breaker's gate when it tripped still fail within a second or so.
+  const settled = trippedAt === null ? null : trippedAt + 1000;
+  return {
+    ms: endedAt - startedAt,
+    retryWindowMs: CHAOS_SETTINGS.retryWindowMs,
+    requests: rate.requestsBetween(startedAt, endedAt),
+    peakRequestsPerSecond: rate.peakPerSecond(startedAt, endedAt),
+    breakerTrippedAfterMs: trippedAt === null ? null : trippedAt - startedAt,
+    afterTrip:
+      settled === null
+        ? null
+        : {
+            seconds: Math.round((endedAt - settled) / 100) / 10,
+            requests: rate.requestsBetween(settled, endedAt),
+            // One probe per interval: the most requests the breaker lets through meanwhile.
+            boundRequests: Math.floor((endedAt - settled) / CHAOS_SETTINGS.probeIntervalMs) + 1,
+            peakRequestsPerSecond: rate.peakPerSecond(settled, endedAt),
+            probes: outage.probes,
+          },
+  };
+}
+
+/** Runs one soak and resolves with its report; rejects (after cleaning up) when it could not run. */
+export async function runChaos(root: string, options: ChaosOptions, signal: AbortSignal, log: (line: string) => void) {
+  const began = Date.now();
+  const cleanups = new Cleanups();
+  let passed = false;
+  let folder: string | undefined;
+  try {
+    const stack = await startChaosStack(root, cleanups, signal, log);
+    folder = stack.folder;
+    const { tidesync, demo } = stack;
+    const load = new ChangeLoad({ db: stack.appDb, integration: CHAOS_INTEGRATION, random: seededRandom(options.seed) });
+    for (let i = 0; i < WARM_UP_CONTACTS; i++) await load.create();
+    const warmUp = await waitUntilQuiet(tidesync, CHAOS_INTEGRATION, signal, log);
+    if (!warmUp.quiet) throw new Error(`the warm-up exports did not finish: ${JSON.stringify(warmUp.last)}`);
+    log(`warm-up: ${WARM_UP_CONTACTS} contacts exported in ${warmUp.ms} ms`);
+
+    const rate = new RequestRate(() => demo.remote.stats().requests);
+    rate.start();
+    cleanups.add('stop sampling', async () => rate.stop());
+    const durationMs = Math.round(options.minutes * 60_000);
+    log(`load: ${options.rate} changes/s for ${durationMs / 1000} s, with faults (seed ${options.seed})`);
+    // A fault that cannot be carried out (a server that does not come back) ends the load too.
+    const stopLoad = new AbortController();
+    signal.addEventListener('abort', () => stopLoad.abort(), { once: true });
+    const loadStarted = Date.now();
+    const [, schedule] = await Promise.all([
+      load.run(options.rate, durationMs, stopLoad.signal),
+      runFaultSchedule(
+        {
+          remote: demo.remote,
+          servers: stack.servers,
+          worker: stack.worker,
+          load,
+          client: tidesync.client,
+          integration: CHAOS_INTEGRATION,
+          outageMs: CHAOS_SETTINGS.retryWindowMs + 12_000,
+        },
+        durationMs,
+        signal,
+        log,
+      ).catch((error: unknown) => {
+        stopLoad.abort();
+        throw error;
+      }),
+    ]);
+    const loadMs = Date.now() - loadStarted;
+    demo.remote.clearFaults();
+    signal.throwIfAborted();
+
+    log(`faults stopped after ${loadMs} ms (${load.changesMade} changes); waiting for the pipeline to drain`);
+    await stack.worker.ensureRunning();
+    const drained = await waitUntilQuiet(tidesync, CHAOS_INTEGRATION, signal, log);
+    signal.throwIfAborted();
+    const retried = await retryOutageFailures(tidesync, CHAOS_INTEGRATION);
+    log(
+      `retry-failed: ${retried.retried} records the retry window failed: ${retried.delivered} delivered, ${retried.refused} refused (422)`,
+    );
+    const drainedAgain = await waitUntilQuiet(tidesync, CHAOS_INTEGRATION, signal, log);
+    rate.stop();
+    signal.throwIfAborted();
+
+    const verdict = await verify({
+      db: stack.appDb,
+      client: tidesync.client,
+      demo,
+      integration: CHAOS_INTEGRATION,
+      maxId: load.maxId,
+      writes: stack.writes,
+    });
+    const crm = demo.remote.stats();
+    passed = verdict.lost === 0 && verdict.duplicates === 0 && verdict.failedAsExpected && verdict.remoteMatchesLocal;
+    const workerKills = schedule.events.filter((e) => e.what === 'worker SIGKILL').length;
+    return {
+      lost: verdict.lost,
+      duplicates: verdict.duplicates,
+      failedAsExpected: verdict.failedAsExpected,
+      remoteMatchesLocal: verdict.remoteMatchesLocal,
+      changes: { made: load.changesMade, ...load.counters, perSecond: options.rate },
+      exported: {
+        remoteCreates: stack.writes.creates,
+        remoteUpdates: stack.writes.updates,
+        remoteDeletes: stack.writes.deletes,
+        idempotentReplays: crm.replays,
+        executions: await executionTotals(stack),
+      },
+      bulkExport: { ran: false, reason: 'tidesync has no bulk export yet (DESIGN.md plans one): skipped' },
+      faultsServed: { total: crm.faultsServed, ...crm.faultsByKind },
+      outage: outageFigures(schedule.outage, rate),
+      restarts: {
+        workerSigkills: workerKills,
+        workerUnexpectedExits: stack.worker.unexpectedExits,
+        temporalSigkills: schedule.events.filter((e) => e.what === 'temporal SIGKILL').length,
+        postgresRestarts: schedule.events.filter((e) => e.what === 'postgres restart').length,
+      },
+      retryFailed: retried,
+      drain: {
+        afterFaultsMs: drained.ms,
+        afterRetryMs: drainedAgain.ms,
+        quiet: drained.quiet && drainedAgain.quiet,
+        left: drainedAgain.last,
+      },
+      verification: { ...verdict.detail, repeatedWriteExamples: stack.writes.repeated.slice(0, 10) },
+      events: schedule.events,
+      seed: options.seed,
+      minutes: options.minutes,
+      loadMs,
+      runMs: Date.now() - began,
+    };
+  } finally {
+    await cleanups.run(log);
+    if (folder && passed && !options.keep) await rm(folder, { recursive: true, force: true });
+    else if (folder) log(`kept ${folder} (data and logs of this run)`);
+  }
+}

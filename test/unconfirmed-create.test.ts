@@ -1,0 +1,98 @@
+import { sql } from 'kysely';
+import { type Demo, setupDemo } from '../examples/demo/demo-setup';
+import { createTestDatabase, startTestEngine, type TestEngine, uniqueName } from './helpers';
+
+/**
+ * A create the remote applied but whose answer was lost (the writer timed out), followed by
+ * failures until the retry window ran out: the record is `failed` without a remote id, yet the
+ * remote holds it. Found by `npm run chaos`: its next change created a second record, and a
+ * local delete left the first one on the remote for good.
+ */
+const RETRY_WINDOW_MS = 3000;
+/** The writer gives up on a request after this long; the CRM applies the slow one after SLOW_MS. */
+const REQUEST_TIMEOUT_MS = 400;
+const SLOW_MS = 800;
+
+describe('a create whose answer was lost before the retry window ran out', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let demo: Demo;
+  let engine: TestEngine;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    engine = await startTestEngine(database);
+    demo = await setupDemo({ db: database.app, client: engine.client, contacts: 4, integrationName: uniqueName('demo') });
+    await engine.client.upsertIntegration({
+      type: 'demo',
+      name: demo.integration.name,
+      transport: { baseUrl: demo.remote.url, timeoutMs: REQUEST_TIMEOUT_MS },
+      secretRef: demo.integration.secretRef,
+      retryWindowMs: RETRY_WINDOW_MS,
+      probeIntervalMs: 500,
+      breakerThreshold: 1000, // the breaker is not what this is about
+    });
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await demo?.remote.stop();
+    await database?.drop();
+  });
+
+  const integration = () => demo.integration.name;
+  const remoteOf = (id: number) => demo.remote.contacts().filter((c) => c.email === `created.${id}@example.com`);
+  const state = (id: number) =>
+    database.db
+      .selectFrom('sync_state')
+      .selectAll()
+      .where('integration_id', '=', demo.integration.id)
+      .where('entity_id', '=', String(id))
+      .executeTakeFirst();
+
+  async function exportOnce(id: number) {
+    return engine.client.waitForExport(await engine.client.scheduleExport({ integration: integration(), connector: 'contact', id }));
+  }
+
+  /** Creates contact `id` remotely while its writer sees only a timeout and then 503s until the window ends. */
+  async function createWithLostAnswer(id: number): Promise<void> {
+    await sql`update contacts set email = ${`created.${id}@example.com`} where id = ${id}`.execute(database.app);
+    demo.remote.injectFault({ kind: 'slow', delayMs: SLOW_MS, apply: true, count: 1 });
+    demo.remote.injectFault({ kind: '5xx', status: 503, count: 1_000_000 });
+    const outcome = await exportOnce(id);
+    demo.remote.clearFaults();
+    expect(outcome).toMatchObject({ ok: true, status: 'completed_with_failures', failures: [{ code: 'retry_window_exhausted' }] });
+    // The remote has it; tidesync cannot know yet.
+    expect(remoteOf(id)).toHaveLength(1);
+    expect(await state(id)).toMatchObject({ status: 'failed', remote_id: null });
+  }
+
+  it('should update the record the lost create made when the entity changes, not create a second one', async () => {
+    await createWithLostAnswer(1);
+    await sql`update contacts set phone = '+1-555-0101' where id = 1`.execute(database.app);
+    const replays = demo.remote.stats().replays;
+    expect(await exportOnce(1)).toMatchObject({ ok: true, status: 'completed', counters: { failed: 0 } });
+    // The lost create was sent again with its own key, and the CRM answered it from its records.
+    expect(demo.remote.stats().replays).toBe(replays + 1);
+    expect(remoteOf(1)).toEqual([expect.objectContaining({ phone: '+1-555-0101' })]);
+    expect(await state(1)).toMatchObject({ status: 'active', remote_id: remoteOf(1)[0]?.id, last_error: null });
+    expect(await engine.client.listFailures({ integration: integration() })).toEqual([]);
+  });
+
+  it('should delete the record the lost create made when the entity is deleted, not leave it on the remote', async () => {
+    await createWithLostAnswer(2);
+    await sql`delete from contacts where id = 2`.execute(database.app);
+    expect(await exportOnce(2)).toMatchObject({ ok: true, counters: { failed: 0 } });
+    expect(remoteOf(2)).toEqual([]);
+    expect(await engine.client.listFailures({ integration: integration() })).toEqual([]);
+  });
+
+  it('should deliver the lost create once with retry-failed when nothing changed', async () => {
+    await createWithLostAnswer(3);
+    const [retried] = await engine.client.retryFailed({ integration: integration(), connector: 'contact', ids: [3] });
+    expect(await engine.client.waitForExport(retried ?? { scheduled: false, key: '3', reason: 'not retried' })).toMatchObject({
+      ok: true,
+      counters: { failed: 0 },
+    });
+    expect(remoteOf(3)).toHaveLength(1);
+    expect(await state(3)).toMatchObject({ status: 'active', remote_id: remoteOf(3)[0]?.id });
+  });
+});
