@@ -7,6 +7,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import { OUTBOX_CHANNEL } from '../outbox/channel';
 import { DEFAULT_SCHEMA, checkSchemaName } from './db';
+import { bulkExports } from './migration-bulk-exports';
 import { failureLifecycle } from './migration-failure-lifecycle';
 
 /** The migrations of tidesync's tables in `schema`, by name (kysely runs them in name order). */
@@ -139,6 +140,7 @@ function migrationsFor(schema: string): Record<string, Migration> {
       },
     },
     '2026_12_02_001_failure_lifecycle': failureLifecycle(schema),
+    '2026_12_10_001_bulk_exports': bulkExports(schema),
   };
 }
 
