@@ -58,7 +58,8 @@ export function registerExport(program: Command, action: Action): void {
             opts.parallelism !== undefined && '--parallelism',
             opts.mode !== 'changed' && '--mode',
           ].filter(Boolean);
-          if (bulkOnly.length > 0) throw new InvalidArgumentError(`${bulkOnly.join(', ')} need --all`);
+          if (bulkOnly.length > 0)
+            throw new InvalidArgumentError(`${bulkOnly.join(', ')} ${bulkOnly.length === 1 ? 'needs' : 'need'} --all`);
           if (ids.length === 0) throw new InvalidArgumentError('give the ids to export, or --all for every row');
           return exportCommand(integration, connector, ids, opts);
         }
