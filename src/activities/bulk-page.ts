@@ -7,7 +7,7 @@
  * at once. Only counters, the page's last id and a few failures go back into history.
  */
 import { Context } from '@temporalio/activity';
-import type { Entity, ReadResult } from '../connectors/connector';
+import type { Entity, ReadResult, SyncState } from '../connectors/connector';
 import { type EntityId, parseEntityId } from '../entity-id';
 import { ConfigurationError } from '../errors';
 import type { StepDefinition } from '../jobs/definition';
@@ -83,7 +83,12 @@ export async function runBulkPage(
         plan,
       );
       if (index === 0) counters.processed = items.found.length - planned.failures.length;
-      counters.skipped += planned.skipped.length + planned.notFound.length;
+      // A retried page finds what an earlier attempt wrote (its answer lost with a killed worker)
+      // unchanged: it counts as written, as the per-entity path counts it.
+      const writtenBefore =
+        ctx.info.attempt > 1 ? planned.skipped.filter((s) => syncedSince(states.get(s.key), ctx.info.scheduledTimestampMs)).length : 0;
+      counters.written += writtenBefore;
+      counters.skipped += planned.skipped.length - writtenBefore + planned.notFound.length;
       for (const failure of planned.failures) {
         await saveFailed(runtime.store, scope, { key: failure.key, error: failure.message, attempts: 0 });
         fail(failure);
@@ -191,6 +196,11 @@ async function readPage(runtime: Runtime, step: StepDefinition, input: BulkPageI
 async function readByIds(runtime: Runtime, step: StepDefinition, page: PageItems): Promise<PageItems> {
   const ids = [...page.found.map((f) => f.id), ...page.missing.map((key) => parseEntityId(key))];
   return runtime.services.get('reader', step.reader).read(ids, step.parameters);
+}
+
+/** True when the entity's sync state was saved at or after `sinceMs` (and holds it as on the remote). */
+function syncedSince(state: SyncState | undefined, sinceMs: number): boolean {
+  return state?.status === 'active' && state.lastSyncedAt !== null && state.lastSyncedAt.getTime() >= sinceMs;
 }
 
 function lastIdOf(input: BulkPageInput, page: PageItems | undefined): EntityId | null {
