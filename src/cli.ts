@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { devCommand } from './commands/dev';
-import { exportCommand } from './commands/export';
+import { registerBulk, registerExport } from './commands/bulk-cli';
 import { integrationListCommand, integrationSetCommand } from './commands/integration';
 import { statusCommand } from './commands/status';
 import { workerCommand } from './commands/worker';
@@ -116,19 +116,8 @@ capture
   .requiredOption('--connector <name>', 'connector name')
   .action(action((opts: { integration: string; connector: string }) => captureRemoveCommand(opts)));
 
-program
-  .command('export')
-  .description('export entities now: one run per id; waits and prints the outcome of each')
-  .argument('<integration>', 'integration name, e.g. demo')
-  .argument('<connector>', 'connector name, e.g. contact')
-  .argument('<ids...>', 'entity ids; composite ids as col=value;col=value')
-  .option('--json', 'one JSON object per id', false)
-  .option('--no-wait', 'start the runs and return')
-  .action(
-    action((integration: string, connector: string, ids: string[], opts: { json: boolean; wait: boolean }) =>
-      exportCommand(integration, connector, ids, opts),
-    ),
-  );
+registerExport(program, action);
+registerBulk(program, action);
 
 program
   .command('outbox')

@@ -6,7 +6,7 @@ import { type Client, WorkflowFailedError } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { TidesyncDatabase } from './store/schema';
 import { type EntityId, encodeEntityId, parseEntityId } from './entity-id';
-import { type IntegrationSettings, getIntegration, upsertIntegration } from './store/integrations';
+import { type IntegrationSettings, getIntegration, refusalReason, upsertIntegration } from './store/integrations';
 import { type JobExecution, listExecutions } from './store/executions';
 import { type EntitySyncState, listSyncStates } from './store/sync-state';
 import { ConfigurationError, InvalidEntityIdError } from './errors';
@@ -20,6 +20,9 @@ import type { ExportInput, ExportResult } from './workflows';
 import { changedSignal } from './workflows/signals';
 
 import { DEFAULT_TASK_QUEUE } from './config/servers';
+import { type BulkExportRequest, type BulkExportSummary, BulkExports, type StartedBulkExport } from './bulk-exports';
+import { type BulkSchedule, type BulkScheduleRequest, BulkSchedules } from './bulk-schedules';
+import type { BulkExportResult, BulkProgress } from './workflows/bulk-definitions';
 
 /** One entity to export. */
 export interface ExportRequest {
@@ -71,12 +74,74 @@ export class TidesyncClient {
   readonly #db: Kysely<TidesyncDatabase>;
   readonly #temporal: Client;
   readonly #taskQueue: string;
+  readonly #bulk: BulkExports;
+  readonly #schedules: BulkSchedules;
 
   constructor(options: TidesyncClientOptions) {
     this.#runtime = options.runtime;
     this.#db = options.runtime.store;
     this.#temporal = options.temporal;
     this.#taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
+    this.#bulk = new BulkExports(this.#runtime, this.#temporal, this.#taskQueue);
+    this.#schedules = new BulkSchedules(this.#runtime, this.#temporal, this.#taskQueue);
+  }
+
+  /**
+   * Starts a bulk export of a connector's rows (all, a list of ids, or a filter the job declares)
+   * as one long-running workflow, `bulk/<integration>/<connector>/<start time or id>`.
+   */
+  startBulkExport(request: BulkExportRequest): Promise<StartedBulkExport> {
+    return this.#bulk.start(request);
+  }
+
+  /** Where a bulk export stands: done, total, written, skipped, failed, rate and ETA. */
+  bulkProgress(workflowId: string): Promise<BulkProgress> {
+    return this.#bulk.progress(workflowId);
+  }
+
+  /** Pauses a bulk export after its pages in flight; it waits holding no worker slot. */
+  pauseBulkExport(workflowId: string): Promise<BulkProgress> {
+    return this.#bulk.pause(workflowId);
+  }
+
+  /** Resumes a paused bulk export. */
+  resumeBulkExport(workflowId: string): Promise<BulkProgress> {
+    return this.#bulk.resume(workflowId);
+  }
+
+  /** Cancels a bulk export after its pages in flight; its record keeps what was done. */
+  cancelBulkExport(workflowId: string, reason?: string): Promise<BulkProgress> {
+    return this.#bulk.cancel(workflowId, reason);
+  }
+
+  /** Waits for a bulk export to end and returns its result. */
+  waitForBulkExport(workflowId: string): Promise<BulkExportResult> {
+    return this.#bulk.result(workflowId);
+  }
+
+  /** Bulk exports, newest first. */
+  listBulkExports(options: { integration?: string; running?: boolean; limit?: number } = {}): Promise<BulkExportSummary[]> {
+    return this.#bulk.list(options);
+  }
+
+  /** Creates or replaces a connector's recurring reconciliation (a Temporal Schedule of bulk exports). */
+  setBulkSchedule(request: BulkScheduleRequest): Promise<BulkSchedule> {
+    return this.#schedules.set(request);
+  }
+
+  /** Every reconciliation schedule. */
+  listBulkSchedules(): Promise<BulkSchedule[]> {
+    return this.#schedules.list();
+  }
+
+  /** Removes a connector's reconciliation schedule; false when it had none. */
+  removeBulkSchedule(integration: string, connector: string): Promise<boolean> {
+    return this.#schedules.remove(integration, connector);
+  }
+
+  /** Runs a connector's reconciliation now. */
+  triggerBulkSchedule(integration: string, connector: string): Promise<void> {
+    return this.#schedules.trigger(integration, connector);
   }
 
   /**
@@ -253,11 +318,4 @@ export interface FailureQuery {
   readonly ids?: readonly EntityId[];
   /** At most this many (listing only). */
   readonly limit?: number;
-}
-
-/** Why an integration's settings refuse exports, or null when they allow them. */
-export function refusalReason(integration: Integration): string | null {
-  if (!integration.enabled) return `integration '${integration.name}' is disabled`;
-  if (!integration.twoWaySync) return `integration '${integration.name}' has two-way sync turned off`;
-  return null;
 }

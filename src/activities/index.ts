@@ -18,6 +18,7 @@ import { saveFailed, resolveFailedNeverExported } from '../store/failures';
 import { writeBackRemoteIds } from '../store/write-back';
 import { createWriteStep } from './write-activity';
 import { createFailureActivities } from './failure-activities';
+import { createBulkActivities } from './bulk-activities';
 import type {
   ExecutionPlan,
   FinishInput,
@@ -117,6 +118,9 @@ export function createActivities(deps: ActivityDependencies) {
     writeStep: classified(createWriteStep(runtime, resolveSecret, metrics)),
 
     ...classifiedAll(createFailureActivities(db)),
+
+    // The bulk export's: begin, plan pages, run a page, keep the execution record.
+    ...classifiedAll(createBulkActivities(runtime, resolveSecret, metrics)),
 
     /**
      * Writes remote ids of newly created records back into the local table, marked as tidesync's

@@ -2,18 +2,35 @@
 import type { Integration, Processor, SyncState } from '../connectors/connector';
 import type { StepDefinition } from '../jobs/definition';
 import { changedFields } from '../sync/values';
-import { hashSnapshot, idempotencyKey } from '../sync/snapshot';
+import { hashSnapshot, idempotencyKey, stableKey } from '../sync/snapshot';
 import { isOnRemote } from '../sync/standing';
 import { MAX_RECORD_BYTES, jsonBytes, tooLargeMessage } from './payload-limits';
 import type { PlannedChange, ProcessStepInput, ProcessStepOutput, RecordFailure, Skipped } from './types';
 
+/** How `planChanges` decides. */
+export interface PlanOptions {
+  /**
+   * Write entities the remote already holds as well (a bulk export in mode `all`), unless they
+   * were synced since `since` (by this export, or another writer meanwhile), under an idempotency
+   * key made unique to this export by `key` (its workflow id): a retried page neither writes a
+   * record twice nor sends it under a new key.
+   */
+  readonly force?: { readonly key: string; readonly since: Date };
+}
+
+/** True when `change` writes what the sync state already holds: a forced write (mode `all`). */
+export function isForced(change: PlannedChange, state: SyncState | undefined): boolean {
+  return change.operation === 'update' && state?.status === 'active' && state.snapshotHash === change.hash;
+}
+
 /** Plans the changes of one step for entities read (and missing) by its reader. */
 export async function planChanges(
-  input: ProcessStepInput,
+  input: Pick<ProcessStepInput, 'integrationId' | 'connector' | 'items' | 'missing'>,
   step: StepDefinition,
   integration: Integration,
   processor: Processor,
   states: ReadonlyMap<string, SyncState>,
+  options: PlanOptions = {},
 ): Promise<ProcessStepOutput> {
   const changes: PlannedChange[] = [];
   const skipped: Skipped[] = [];
@@ -66,17 +83,21 @@ export async function planChanges(
     const hash = hashSnapshot(result.data);
     // Type-aware: "20.50" and 20.5, or one instant in two time zones, are no change. A failed
     // entity is written even so: its write settles the failure.
-    if (onRemote?.status === 'active' && changedFields(onRemote.snapshot, result.data).length === 0) {
+    const unchanged = onRemote?.status === 'active' && changedFields(onRemote.snapshot, result.data).length === 0;
+    const force = options.force;
+    const forced = unchanged && force !== undefined && !(onRemote.lastSyncedAt && onRemote.lastSyncedAt >= force.since);
+    if (unchanged && !forced) {
       skipped.push({ key: item.key, reason: 'unchanged since the last export' });
       continue;
     }
+    const key = keyOf(item.key, onRemote?.snapshotHash ?? null, hash);
     changes.push({
       key: item.key,
       operation: onRemote ? 'update' : 'create',
       data: result.data,
       remoteId: onRemote?.remoteId ?? null,
       hash,
-      idempotencyKey: keyOf(item.key, onRemote?.snapshotHash ?? null, hash),
+      idempotencyKey: forced ? stableKey(key, 'bulk-all', force.key) : key,
     });
   }
 

@@ -116,6 +116,30 @@ export interface ReadResult {
   readonly missing: readonly string[];
 }
 
+/**
+ * A stretch of a table in identifier order, for bulk exports: the rows after one id and up to
+ * another (composite ids compare as rows, `(a, b) > ($1, $2)`).
+ */
+export interface KeysetRange {
+  /** Rows after this id (exclusive); null: from the first row. */
+  readonly after: EntityId | null;
+  /** Rows up to this id (inclusive); null: to the last row. */
+  readonly upTo: EntityId | null;
+  /**
+   * The name of a filter the step declares in its parameters (`filters: { active: "status <> 'draft'" }`).
+   * Only the name travels: the SQL stays in the job definition.
+   */
+  readonly filter?: string | undefined;
+}
+
+/** Where the next pages of a bulk export end: ids every `pageSize` rows after a cursor. */
+export interface PagePlan {
+  /** The last id of each page, in order; the last one may end a shorter page. */
+  readonly boundaries: readonly EntityId[];
+  /** True when no row follows the last boundary (at the time of planning). */
+  readonly end: boolean;
+}
+
 /** Reads entities by id. */
 export interface Reader {
   /**
@@ -130,6 +154,23 @@ export interface Reader {
    * columns' types), so a bad id is refused at the call. Returns one problem per id, or null.
    */
   checkIds?(ids: readonly EntityId[], parameters: StepParameters): Promise<ReadonlyArray<string | null>>;
+  /**
+   * Optional, for bulk exports: the rows of a range, in identifier order (one query). Readers
+   * without it export by id lists only.
+   */
+  readRange?(range: KeysetRange, parameters: StepParameters): Promise<ReadResult['found']>;
+  /**
+   * Optional, with `readRange`: the ids that end the next `pages` pages of `pageSize` rows after
+   * `after` (one cheap query over the identifier).
+   */
+  planPages?(
+    request: { readonly after: EntityId | null; readonly filter?: string | undefined; readonly pageSize: number; readonly pages: number },
+    parameters: StepParameters,
+  ): Promise<PagePlan>;
+  /** Optional, with `readRange`: how many rows a bulk export will go through (for its progress). */
+  countRows?(request: { readonly filter?: string | undefined }, parameters: StepParameters): Promise<number>;
+  /** Optional: the names of the filters the step's parameters declare, for bulk exports. */
+  filterNames?(parameters: StepParameters): readonly string[];
 }
 
 /** What a processor decided for one entity. */

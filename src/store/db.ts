@@ -6,6 +6,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import { Pool } from 'pg';
 import { ConfigurationError } from '../errors';
+import { EntityLocks } from './entity-locks';
 import type { TidesyncDatabase } from './schema';
 
 /** The schema tidesync's tables live in unless configured otherwise. */
@@ -20,7 +21,9 @@ export interface Databases {
   readonly store: Kysely<TidesyncDatabase>;
   /** The schema of tidesync's tables. */
   readonly schema: string;
-  /** Closes the pool. */
+  /** Per-entity write locks, on a pool of their own opened at first use (see `entity-locks.ts`). */
+  readonly locks: EntityLocks;
+  /** Closes the pools. */
   destroy(): Promise<void>;
 }
 
@@ -40,7 +43,7 @@ export function checkSchemaName(schema: string): string {
   return schema;
 }
 
-/** Opens a pool on `url` and returns both views of it. Close it with `destroy()`. */
+/** Opens a pool on `url` and returns both views of it, and the entity locks. Close them with `destroy()`. */
 export function openDatabases(url: string, options: DatabaseOptions = {}): Databases {
   const schema = checkSchemaName(options.schema ?? DEFAULT_SCHEMA);
   const pool = new Pool({ connectionString: url, max: options.max ?? 10 });
@@ -52,7 +55,17 @@ export function openDatabases(url: string, options: DatabaseOptions = {}): Datab
   pool.on('connect', (client) => client.on('error', () => undefined));
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const app = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
-  return { app, store: storeDb(app, schema), schema, destroy: () => app.destroy() };
+  const locks = new EntityLocks(url, options.max ?? 10);
+  return {
+    app,
+    store: storeDb(app, schema),
+    schema,
+    locks,
+    destroy: async () => {
+      await locks.close();
+      await app.destroy();
+    },
+  };
 }
 
 /** tidesync's tables seen through any Kysely on the application's database (a transaction too). */

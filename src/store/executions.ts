@@ -54,6 +54,34 @@ export async function finishExecutionRecord(
     .executeTakeFirst();
 }
 
+/**
+ * Records how far a bulk export got: its counters and failures so far, and when `finished` its
+ * outcome and finish time (one record per bulk export, kept under its first run's id).
+ */
+export async function recordBulkExecution(
+  db: Kysely<TidesyncDatabase>,
+  input: Omit<FinishInput, 'iteration' | 'conflicts' | 'failedStep'> & { finished: boolean },
+): Promise<{ integration: string; connector: string } | undefined> {
+  return db
+    .updateTable('job_execution')
+    .set({
+      status: input.status,
+      read_count: input.counters.read,
+      processed_count: input.counters.processed,
+      written_count: input.counters.written,
+      skipped_count: input.counters.skipped,
+      failed_count: input.counters.failed,
+      warnings: JSON.stringify(input.warnings),
+      failures: JSON.stringify(input.failures),
+      error: input.error,
+      ...(input.finished ? { finished_at: new Date() } : {}),
+    })
+    .where('run_id', '=', input.runId)
+    .where('iteration', '=', 1)
+    .returning(['integration', 'connector'])
+    .executeTakeFirst();
+}
+
 /** A job execution record. */
 export type JobExecution = Selectable<JobExecutionTable>;
 

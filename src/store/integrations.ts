@@ -38,6 +38,13 @@ export async function getIntegration(db: Kysely<TidesyncDatabase>, name: string)
   throw new ConfigurationError(`unknown integration '${name}' (configured: ${names.map((n) => n.name).join(', ') || 'none'})`);
 }
 
+/** Why an integration's settings refuse exports, or null when they allow them. */
+export function refusalReason(integration: Integration): string | null {
+  if (!integration.enabled) return `integration '${integration.name}' is disabled`;
+  if (!integration.twoWaySync) return `integration '${integration.name}' has two-way sync turned off`;
+  return null;
+}
+
 /** Settings of an integration to create or update. */
 export interface IntegrationSettings {
   readonly type: string;

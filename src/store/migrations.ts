@@ -7,6 +7,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import { OUTBOX_CHANNEL } from '../outbox/channel';
 import { DEFAULT_SCHEMA, checkSchemaName } from './db';
+import { bulkExports } from './migration-bulk-exports';
 import { failureLifecycle } from './migration-failure-lifecycle';
 import { pendingCreate } from './migration-pending-create';
 
@@ -141,6 +142,7 @@ function migrationsFor(schema: string): Record<string, Migration> {
     },
     '2026_12_02_001_failure_lifecycle': failureLifecycle(schema),
     '2026_12_03_001_pending_create': pendingCreate(schema),
+    '2026_12_10_001_bulk_exports': bulkExports(schema),
   };
 }
 

@@ -34,8 +34,8 @@ export interface IntegrationTable {
   updated_at: DefaultTimestamp;
 }
 
-/** Status of a job execution. */
-export type ExecutionStatus = 'running' | 'completed' | 'completed_with_failures' | 'failed';
+/** Status of a job execution; `cancelled`: a bulk export stopped on request (its counters say how far it got). */
+export type ExecutionStatus = 'running' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
 
 /** `tidesync.job_execution`: the record of one export run. */
 export interface JobExecutionTable {

@@ -46,12 +46,17 @@ function toSyncState(r: Selectable<SyncStateTable>): SyncState {
   };
 }
 
+/** What `saveSynced` records about one entity the remote took. */
+export interface SyncedEntity {
+  readonly key: string;
+  readonly remoteId: string;
+  readonly remoteVersion: string | null;
+  readonly snapshot: Record<string, unknown>;
+  readonly hash: string;
+}
+
 /** Records a successful push: remote id, version and the snapshot that is now on the remote. */
-export async function saveSynced(
-  db: Kysely<TidesyncDatabase>,
-  scope: SyncScope,
-  entity: { key: string; remoteId: string; remoteVersion: string | null; snapshot: Record<string, unknown>; hash: string },
-): Promise<void> {
+export async function saveSynced(db: Kysely<TidesyncDatabase>, scope: SyncScope, entity: SyncedEntity): Promise<void> {
   const values = {
     remote_id: entity.remoteId,
     remote_version: entity.remoteVersion,
@@ -70,6 +75,46 @@ export async function saveSynced(
     .insertInto('sync_state')
     .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: entity.key, ...values })
     .onConflict((oc) => oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet(values))
+    .execute();
+}
+
+/** `saveSynced` for many entities (distinct keys) in one statement: a bulk export's batch. */
+export async function saveSyncedMany(db: Kysely<TidesyncDatabase>, scope: SyncScope, entities: readonly SyncedEntity[]): Promise<void> {
+  if (entities.length === 0) return;
+  const now = new Date();
+  await db
+    .insertInto('sync_state')
+    .values(
+      entities.map((e) => ({
+        integration_id: scope.integrationId,
+        connector: scope.connector,
+        entity_id: e.key,
+        remote_id: e.remoteId,
+        remote_version: e.remoteVersion,
+        snapshot: JSON.stringify(e.snapshot),
+        snapshot_hash: e.hash,
+        last_synced_at: now,
+        last_error: null,
+        status: 'active' as const,
+        attempts: 0,
+        failed_at: null,
+        updated_at: now,
+      })),
+    )
+    .onConflict((oc) =>
+      oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet((eb) => ({
+        remote_id: eb.ref('excluded.remote_id'),
+        remote_version: eb.ref('excluded.remote_version'),
+        snapshot: eb.ref('excluded.snapshot'),
+        snapshot_hash: eb.ref('excluded.snapshot_hash'),
+        last_synced_at: eb.ref('excluded.last_synced_at'),
+        last_error: null,
+        status: 'active',
+        attempts: 0,
+        failed_at: null,
+        updated_at: eb.ref('excluded.updated_at'),
+      })),
+    )
     .execute();
 }
 

@@ -81,3 +81,56 @@ export const FOLLOW_UP_QUIET_PERIOD = '500 milliseconds';
 
 /** The longest a follow-up pass waits for a burst to end (a steady stream must still be exported). */
 export const FOLLOW_UP_MAX_WAIT_MS = 10_000;
+
+/**
+ * Bulk export pages (one activity reads, processes and writes a page): a blip is retried here,
+ * within seconds, as for the windowed writes above; longer failures are the workflow's to wait
+ * out. A page heartbeats every second, so a worker that dies mid-page is noticed after 10 s and
+ * the page runs again elsewhere (idempotently: see `activities/bulk-page.ts`). Five minutes is
+ * far more than a page of a few hundred rows needs, even through slow batches.
+ */
+export const BULK_PAGE_ACTIVITY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: WRITE_ATTEMPTS_PER_ACTIVITY,
+    nonRetryableErrorTypes: [...NON_RETRYABLE, 'IntegrationDegradedError'],
+  },
+};
+
+/**
+ * Counting the rows of a bulk export and planning its pages: database reads over the identifier
+ * index, quick even on large tables; a minute leaves room for a count of millions of rows.
+ */
+export const BULK_PLAN_ACTIVITY_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { ...DATABASE_RETRY, nonRetryableErrorTypes: [...DATABASE_RETRY.nonRetryableErrorTypes] },
+};
+
+/** Rows per page of a bulk export unless the caller says otherwise: five batches of the demo CRM's 100. */
+export const DEFAULT_BULK_PAGE_SIZE = 500;
+
+/** Pages of one bulk export in flight at once unless the caller says otherwise. */
+export const DEFAULT_BULK_PARALLELISM = 4;
+
+/** Page planning looks this many times `parallelism` pages ahead, so it runs rarely. */
+export const BULK_PLAN_AHEAD = 4;
+
+/**
+ * Pages one bulk export run starts before it continues as new. Without failures a page costs at
+ * most 6 history events (its activity's scheduled, started and completed, and one workflow task's
+ * three) and each planning call as much again for `BULK_PLAN_AHEAD * parallelism` pages, so a run
+ * stays under `bulkHistoryBound(500)` = 3,800 events, far below Temporal's 10,240-event
+ * suggestion to continue as new (which the run honours too, when retries make it longer).
+ */
+export const BULK_PAGES_PER_RUN = 500;
+
+/** The most history events a bulk export run of `pages` pages writes when no page has to be retried. */
+export function bulkHistoryBound(pages: number): number {
+  // Pages and plans, plus the start, the first run's begin, status changes, pause/resume/cancel
+  // updates and the closing record: 100 covers them.
+  return 7 * pages + 100;
+}

@@ -5,9 +5,11 @@
 import { type Expression, type Kysely, type SqlBool, sql } from 'kysely';
 import { z } from 'zod';
 import { type EntityId, encodeEntityId } from '../../entity-id';
-import type { Entity, ReadResult, Reader, StepParameters } from '../connector';
+import type { Entity, KeysetRange, PagePlan, ReadResult, Reader, StepParameters } from '../connector';
+import { checkFilters, countRangeRows, planRangePages, readRangeRows } from './entity-pages';
 import { ConfigurationError } from '../../errors';
 import { idValueProblem } from './id-types';
+import { idKey, idValues, rowId } from './identifier';
 
 /** The name the built-in reader is registered under in the service registry. */
 export const ENTITY_BY_ID_READER = 'entity.by_id';
@@ -30,6 +32,8 @@ const parametersSchema = z.strictObject({
   identifier: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
   /** Columns to read; all when omitted. */
   columns: z.array(z.string().min(1)).min(1).optional(),
+  /** Named SQL conditions a bulk export may be limited to (`tidesync export --all --filter NAME`). */
+  filters: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/, 'filter names are lower_snake_case'), z.string().min(1)).optional(),
 });
 
 /** Parameters of `entity.by_id`, after defaults. */
@@ -38,6 +42,8 @@ export interface EntityByIdParameters {
   readonly table: string;
   readonly identifier: readonly string[];
   readonly columns: readonly string[] | undefined;
+  /** Named filters for bulk exports: name -> SQL condition on the table. */
+  readonly filters: Readonly<Record<string, string>>;
 }
 
 /** Validates and normalises the step's parameters; the message names the bad field. */
@@ -47,8 +53,8 @@ export function parseEntityByIdParameters(parameters: StepParameters): EntityByI
     const issue = parsed.error.issues[0];
     throw new ConfigurationError(`entity.by_id ${issue?.path.join('.') || 'parameters'}: ${issue?.message}`);
   }
-  const { schema, table, identifier, columns } = parsed.data;
-  return { schema, table, identifier: typeof identifier === 'string' ? [identifier] : identifier, columns };
+  const { schema, table, identifier, columns, filters } = parsed.data;
+  return { schema, table, identifier: typeof identifier === 'string' ? [identifier] : identifier, columns, filters: filters ?? {} };
 }
 
 /** Reads rows of any application table by id. Table and columns are checked against the catalog. */
@@ -82,7 +88,42 @@ export class EntityByIdReader implements Reader {
         throw new ConfigurationError(`column '${column}' does not exist in table '${p.schema}.${p.table}'`);
       }
     }
+    await checkFilters(this.#db, p);
     this.#checked.add(`${p.schema}.${p.table}`);
+  }
+
+  /** The rows of a keyset range, in identifier order, in one query. */
+  async readRange(range: KeysetRange, parameters: StepParameters): Promise<ReadResult['found']> {
+    const p = await this.#prepared(parameters);
+    const rows = await readRangeRows(this.#db, p, range);
+    return rows.map((row) => {
+      const id = rowId(row, p);
+      return { id, key: encodeEntityId(id), entity: row };
+    });
+  }
+
+  /** The ids that end the next pages of a bulk export (see `entity-pages.ts`). */
+  async planPages(
+    request: { after: EntityId | null; filter?: string | undefined; pageSize: number; pages: number },
+    parameters: StepParameters,
+  ): Promise<PagePlan> {
+    return planRangePages(this.#db, await this.#prepared(parameters), request);
+  }
+
+  /** How many rows the table (or a named filter) holds. */
+  async countRows(request: { filter?: string | undefined }, parameters: StepParameters): Promise<number> {
+    return countRangeRows(this.#db, await this.#prepared(parameters), request.filter);
+  }
+
+  /** The filters the step declares. */
+  filterNames(parameters: StepParameters): string[] {
+    return Object.keys(parseEntityByIdParameters(parameters).filters).sort();
+  }
+
+  async #prepared(parameters: StepParameters): Promise<EntityByIdParameters> {
+    const p = parseEntityByIdParameters(parameters);
+    if (!this.#checked.has(`${p.schema}.${p.table}`)) await this.prepare(parameters);
+    return p;
   }
 
   /**
@@ -95,7 +136,7 @@ export class EntityByIdReader implements Reader {
     return ids.map((id) => {
       let values: Array<string | number>;
       try {
-        values = this.#values(id, p);
+        values = idValues(id, p);
       } catch (err) {
         return (err as Error).message;
       }
@@ -128,12 +169,11 @@ export class EntityByIdReader implements Reader {
 
   /** Reads every id in one query; ids with no row are returned in `missing`. */
   async read(ids: readonly EntityId[], parameters: StepParameters): Promise<ReadResult> {
-    const p = parseEntityByIdParameters(parameters);
-    if (!this.#checked.has(`${p.schema}.${p.table}`)) await this.prepare(parameters);
+    const p = await this.#prepared(parameters);
     if (ids.length === 0) return { found: [], missing: [] };
 
     const wanted = new Map<string, EntityId>();
-    for (const id of ids) wanted.set(this.#key(id, p), id);
+    for (const id of ids) wanted.set(idKey(id, p), id);
 
     const query = this.#db
       .withSchema(p.schema)
@@ -144,13 +184,13 @@ export class EntityByIdReader implements Reader {
           return eb(
             eb.ref(column),
             'in',
-            [...wanted.values()].map((id) => this.#values(id, p)[0]),
+            [...wanted.values()].map((id) => idValues(id, p)[0]),
           );
         }
         // Composite ids: (a = $1 and b = $2) or (a = $3 and b = $4) ...
         return eb.or(
           [...wanted.values()].map((id) => {
-            const values = this.#values(id, p);
+            const values = idValues(id, p);
             return eb.and(p.identifier.map((column, i) => eb(eb.ref(column), '=', values[i]))) as Expression<SqlBool>;
           }),
         );
@@ -161,49 +201,12 @@ export class EntityByIdReader implements Reader {
 
     const found: Array<{ id: EntityId; key: string; entity: Entity }> = [];
     for (const row of rows) {
-      const key = encodeEntityId(this.#idOf(row, p));
+      const key = encodeEntityId(rowId(row, p));
       const id = wanted.get(key);
       if (id === undefined) continue;
       found.push({ id, key, entity: row });
       wanted.delete(key);
     }
     return { found, missing: [...wanted.keys()] };
-  }
-
-  /** The id's values in identifier order; a composite id must name every identifier column. */
-  #values(id: EntityId, p: EntityByIdParameters): Array<string | number> {
-    if (typeof id === 'string' || typeof id === 'number') {
-      if (p.identifier.length > 1) {
-        throw new ConfigurationError(
-          `id ${JSON.stringify(id)} is a single value but table '${p.table}' has a composite identifier (${p.identifier.join(', ')})`,
-        );
-      }
-      return [id];
-    }
-    const extra = Object.keys(id).filter((k) => !p.identifier.includes(k));
-    if (extra.length > 0) {
-      throw new ConfigurationError(`id ${JSON.stringify(id)} names columns that are not identifiers of '${p.table}': ${extra.join(', ')}`);
-    }
-    return p.identifier.map((column) => {
-      const value = id[column];
-      if (value === undefined) throw new ConfigurationError(`id ${JSON.stringify(id)} has no value for identifier column '${column}'`);
-      return value;
-    });
-  }
-
-  #key(id: EntityId, p: EntityByIdParameters): string {
-    if (p.identifier.length === 1) return String(this.#values(id, p)[0]);
-    const values = this.#values(id, p);
-    return encodeEntityId(Object.fromEntries(p.identifier.map((c, i) => [c, values[i] as string | number])));
-  }
-
-  #idOf(row: Entity, p: EntityByIdParameters): EntityId {
-    const value = (column: string): string | number => {
-      const v = row[column];
-      if (v instanceof Date) return v.toISOString();
-      return typeof v === 'number' ? v : String(v);
-    };
-    if (p.identifier.length === 1) return value(p.identifier[0] as string);
-    return Object.fromEntries(p.identifier.map((c) => [c, value(c)]));
   }
 }

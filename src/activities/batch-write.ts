@@ -1,0 +1,147 @@
+/**
+ * One chunk of a bulk page, written with `Writer.writeBatch` under the locks of its entities
+ * (see `locked-write.ts`): their rows and sync states are read again and planned again, the
+ * changes go out in one call, each as `write` would send it (the same idempotency keys, the same
+ * conditional update on the last known version), and the sync states of the records the remote
+ * took are saved in one statement before the locks are released. A record the remote refuses for
+ * good fails alone; one that moved on remotely (412) or is gone (404) is written on its own, with
+ * the read, merge or re-create of the per-entity path.
+ */
+import type { BatchItemResult, Change, SyncState } from '../connectors/connector';
+import type { EntityId } from '../entity-id';
+import { ConfigurationError, PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError } from '../errors';
+import { type SyncedEntity, saveSyncedMany } from '../store/sync-state';
+import { stableKey } from '../sync/snapshot';
+import { changedFields } from '../sync/values';
+import {
+  type LockedWriteContext,
+  type RecordOutcome,
+  earlierAttemptWrote,
+  failRecord,
+  replan,
+  settleFresh,
+  writeLocked,
+} from './locked-write';
+import { isForced } from './process-step';
+import type { PlannedChange } from './types';
+
+/** A change a page planned, with the id to read its entity again by. */
+export interface PageChange {
+  readonly id: EntityId;
+  readonly change: PlannedChange;
+}
+
+interface Batched {
+  readonly change: PlannedChange;
+  readonly state: SyncState | undefined;
+  readonly sent: Change;
+}
+
+/** Writes one chunk under its entities' locks; returns what became of each, by key. */
+export async function writeChunkLocked(ctx: LockedWriteContext, chunk: readonly PageChange[]): Promise<Map<string, RecordOutcome>> {
+  const keys = chunk.map((c) => c.change.key);
+  return ctx.runtime.locks.withLocks(ctx.write.scope, keys, async () => {
+    const { planned: fresh, states } = await replan(
+      ctx,
+      chunk.map((c) => c.id),
+    );
+    const freshByKey = new Map(fresh.changes.map((c) => [c.key, c]));
+    const outcomes = new Map<string, RecordOutcome>();
+    const batch: Batched[] = [];
+    const alone: Array<{ change: PlannedChange; state: SyncState | undefined }> = [];
+    for (const { change: planned } of chunk) {
+      const state = states.get(planned.key);
+      const change = freshByKey.get(planned.key);
+      const forced = change !== undefined && isForced(change, state);
+      if ((!forced && earlierAttemptWrote(planned, state)) || !change) {
+        // Written by an earlier attempt (no remote call), or no longer a change (skip, failure).
+        outcomes.set(planned.key, await settleFresh(ctx, planned, fresh, state));
+      } else if (change.operation === 'delete') {
+        alone.push({ change, state });
+      } else {
+        batch.push({ change, state, sent: asSent(ctx, change, state) });
+      }
+    }
+    if (batch.length > 0) await sendBatch(ctx, batch, outcomes);
+    for (const { change, state } of alone) outcomes.set(change.key, await writeLocked(ctx, change, state));
+    return outcomes;
+  });
+}
+
+/**
+ * The change as the per-entity path would send it: a create; or an update of the fields that
+ * changed, conditional on the version last synced (writers that can read, so a remote change is
+ * never overwritten blindly), under the same idempotency key.
+ */
+function asSent(ctx: LockedWriteContext, change: PlannedChange, state: SyncState | undefined): Change {
+  if (change.operation === 'create' || !change.remoteId) {
+    return { ...change, operation: 'create', remoteId: null, partial: false, expectedVersion: null };
+  }
+  const writer = ctx.write.writer;
+  const expectedVersion = writer.read !== undefined ? (state?.remoteVersion ?? null) : null;
+  if (expectedVersion === null) return { ...change, partial: false, expectedVersion: null };
+  const fields = state?.snapshot ? changedFields(state.snapshot, change.data).filter((f) => f in change.data) : [];
+  const partial = writer.supportsPartialUpdate === true && fields.length > 0;
+  return {
+    ...change,
+    data: partial ? Object.fromEntries(fields.map((f) => [f, change.data[f]])) : change.data,
+    partial,
+    expectedVersion,
+    idempotencyKey: stableKey(change.idempotencyKey, expectedVersion),
+  };
+}
+
+/** One `writeBatch` call for the chunk's creates and updates; outcomes go into `outcomes`. */
+async function sendBatch(ctx: LockedWriteContext, batch: readonly Batched[], outcomes: Map<string, RecordOutcome>): Promise<void> {
+  const { writer, context } = ctx.write;
+  if (!writer.writeBatch) throw new ConfigurationError(`writer '${ctx.step.writer}' has no writeBatch`);
+  let results: readonly BatchItemResult[];
+  try {
+    results = await writer.writeBatch(
+      batch.map((b) => b.sent),
+      context,
+    );
+  } catch (err) {
+    // A whole batch refused for good fails each of its records with that message; anything
+    // else (transient, rate limited) fails the page, which is retried.
+    if (!(err instanceof PermanentRemoteError)) throw err;
+    for (const b of batch) outcomes.set(b.change.key, await failRecord(ctx, b.change.key, err));
+    return;
+  }
+  checkResults(ctx, batch, results);
+  const synced: SyncedEntity[] = [];
+  const again: Batched[] = [];
+  for (const [i, result] of results.entries()) {
+    const b = batch[i] as Batched;
+    if (result.ok) {
+      // The snapshot is the whole local record (the base of the next comparison), not what was sent.
+      synced.push({
+        key: b.change.key,
+        remoteId: result.remoteId,
+        remoteVersion: result.remoteVersion,
+        snapshot: b.change.data,
+        hash: b.change.hash,
+      });
+      const operation = b.sent.operation === 'create' ? 'create' : 'update';
+      outcomes.set(b.change.key, { kind: 'written', record: { key: b.change.key, remoteId: result.remoteId, operation }, conflicts: [] });
+    } else if (result.error instanceof RemoteVersionConflictError || result.error instanceof RemoteNotFoundError) {
+      again.push(b);
+    } else {
+      outcomes.set(b.change.key, await failRecord(ctx, b.change.key, result.error));
+    }
+  }
+  await saveSyncedMany(ctx.runtime.store, ctx.write.scope, synced);
+  // Changed remotely since our last sync, or gone: read, merge or re-create, as the per-entity path does.
+  for (const b of again) outcomes.set(b.change.key, await writeLocked(ctx, b.change, b.state));
+}
+
+/** The writer's contract: one result per change, in order. */
+function checkResults(ctx: LockedWriteContext, batch: readonly Batched[], results: readonly BatchItemResult[]): void {
+  const mismatch = results.length !== batch.length || results.some((r, i) => r.key !== batch[i]?.change.key);
+  if (mismatch) {
+    throw new ConfigurationError(
+      `writer '${ctx.step.writer}' answered a batch of ${batch.length} changes with ${results.length} results ` +
+        `(${JSON.stringify(results.slice(0, 3).map((r) => r.key))}...): writeBatch must return one result per change, in order`,
+    );
+  }
+}
