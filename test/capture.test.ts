@@ -77,12 +77,14 @@ describe('change capture triggers', () => {
     relay.start();
     try {
       await sql`update contacts set phone = 'exported first' where id = 3`.execute(database.app);
+      // Exported means the remote answered: a create is recorded (without a remote id) before it is sent.
       const state = await waitFor('contact 3 exported', () =>
         db
           .selectFrom('sync_state')
           .selectAll()
           .where('entity_id', '=', '3')
           .where('integration_id', '=', demo.integration.id)
+          .where('remote_id', 'is not', null)
           .executeTakeFirst(),
       );
       const remoteId = state.remote_id as string;
