@@ -56,8 +56,8 @@ export class EntityLocks {
     const client = await this.#pool.connect();
     let broken = false;
     try {
-      await client.query('begin');
-      await client.query(`set local lock_timeout = ${ENTITY_LOCK_TIMEOUT_MS}`);
+      // One round trip for both (no parameters: the simple protocol takes several statements).
+      await client.query(`begin; set local lock_timeout = ${ENTITY_LOCK_TIMEOUT_MS}`);
       // unnest yields the (sorted) keys in array order, so the locks are taken in that order.
       await client.query('select pg_advisory_xact_lock($1::int4, k) from unnest($2::int4[]) as t(k)', [ENTITY_LOCK_SPACE, lockKeys]);
       const result = await fn();
