@@ -19,7 +19,7 @@ import { WorkerProcess } from '../chaos/worker-process';
 import type { RemoteCrm } from '../crm/remote';
 import type { Cleanups } from '../latency/environment';
 import { type BulkRunReport, runBulkExport } from './bulk-run';
-import { type CpuWindow, openCpuWindow } from './cpu';
+import { type CpuWindow, cpuPerEntity, openCpuWindow } from './cpu';
 import { type DirectBulkResult, runDirectBulk } from './direct';
 
 const INTEGRATION = 'bench';
@@ -49,8 +49,13 @@ export interface BulkBenchStack {
 export interface PhaseReport {
   readonly entities: number;
   readonly seedMs: number;
-  readonly direct: DirectBulkResult & { readonly entitiesPerSec: number; readonly cpu: CpuWindow };
+  readonly direct: DirectBulkResult & {
+    readonly entitiesPerSec: number;
+    readonly cpu: CpuWindow;
+    readonly cpuUsPerEntity: ReturnType<typeof cpuPerEntity>;
+  };
   readonly bulk: Omit<BulkRunReport, 'result'> & {
+    readonly cpuUsPerEntity: ReturnType<typeof cpuPerEntity>;
     readonly status: string;
     readonly written: number;
     readonly failed: number;
@@ -142,8 +147,21 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
     return {
       entities,
       seedMs,
-      direct: { ...direct, ms: Math.round(direct.ms), entitiesPerSec: directRate, cpu: directCpu },
-      bulk: { ...bulk, status: result.status, written: result.counters.written, failed: result.counters.failed, runs: result.runs },
+      direct: {
+        ...direct,
+        ms: Math.round(direct.ms),
+        entitiesPerSec: directRate,
+        cpu: directCpu,
+        cpuUsPerEntity: cpuPerEntity(directCpu, entities),
+      },
+      bulk: {
+        ...bulk,
+        cpuUsPerEntity: cpuPerEntity(bulk.cpu, entities),
+        status: result.status,
+        written: result.counters.written,
+        failed: result.counters.failed,
+        runs: result.runs,
+      },
       ratio: Math.round((bulk.entitiesPerSec / directRate) * 100) / 100,
       remoteMatchesLocal,
       remoteContacts: comparison.remoteContacts,

@@ -4,7 +4,7 @@
  * counts), its CPU time, and the machine's busy share. The worker runs in a process of its own, so
  * these are its figures alone, not the benchmark's.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** Clock ticks per second of `/proc/<pid>/stat` times: 100 on every Linux Node runs on in practice. */
 const TICKS_PER_SECOND = 100;
@@ -27,14 +27,52 @@ export function memoryOf(pid: number): Memory {
   return { rssMb: round(kb('VmRSS') / 1024), peakRssMb: round(kb('VmHWM') / 1024) };
 }
 
-/** CPU time (user + system) `pid` has used so far, in ms. */
-export function cpuMsOf(pid: number): number {
+interface Stat {
+  readonly pid: number;
+  readonly command: string;
+  readonly parent: number;
+  /** User + system CPU time, in ms. */
+  readonly cpuMs: number;
+}
+
+function statOf(pid: number): Stat {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+  const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return ((utime + stime) * 1000) / TICKS_PER_SECOND;
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return { pid, command, parent: Number(fields[1]), cpuMs: (ticks * 1000) / TICKS_PER_SECOND };
+}
+
+/** CPU time (user + system) `pid` has used so far, in ms. */
+export function cpuMsOf(pid: number): number {
+  return statOf(pid).cpuMs;
+}
+
+/**
+ * CPU time so far (ms) of the live descendants of `root`, summed by command name: the embedded
+ * PostgreSQL's processes (`postgres`, each connection's backend among them) and the Temporal dev
+ * server (`temporal`). A process that exited meanwhile is no longer counted.
+ */
+export function descendantCpuMs(root: number): Map<string, number> {
+  const stats: Stat[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      stats.push(statOf(Number(name)));
+    } catch {
+      // Gone since the listing.
+    }
+  }
+  const children = new Map<number, Stat[]>();
+  for (const stat of stats) children.set(stat.parent, [...(children.get(stat.parent) ?? []), stat]);
+  const sums = new Map<string, number>();
+  const queue = [...(children.get(root) ?? [])];
+  for (let stat = queue.shift(); stat; stat = queue.shift()) {
+    sums.set(stat.command, (sums.get(stat.command) ?? 0) + stat.cpuMs);
+    queue.push(...(children.get(stat.pid) ?? []));
+  }
+  return sums;
 }
 
 /** The machine's CPU time so far (ms summed over every core): busy and in total. */
