@@ -69,7 +69,9 @@ export async function writeChunkLocked(ctx: LockedWriteContext, chunk: readonly 
       if ((!forced && earlierAttemptWrote(planned, state)) || !change) {
         // Written by an earlier attempt (no remote call), or no longer a change (skip, failure).
         outcomes.set(planned.key, await settleFresh(ctx, planned, fresh, state));
-      } else if (change.operation === 'delete') {
+      } else if (change.operation === 'delete' || state?.pendingCreate) {
+        // A delete, or an entity whose create's answer was lost: written on its own, as the
+        // per-entity path writes it (the lost create is sent again first, under its own key).
         alone.push({ change, state });
       } else {
         batch.push({ change, state, sent: asSent(ctx, change, state) });
