@@ -1,7 +1,8 @@
 /**
  * Changes of a bulk page written with `Writer.writeBatch` under the locks of their entities (see
  * `locked-write.ts`): one lock scope for up to `BULK_LOCKED_ROWS` changes, in which their rows and
- * sync states are read again and planned again once, the changes go out in batches of the
+ * sync states are read again and planned again once (a change whose row and state did not move
+ * meanwhile is kept as planned), the changes go out in batches of the
  * writer's `maxBatchSize`, each as `write` would send it (the same idempotency keys, the same
  * conditional update on the last known version), and the sync states of the records the remote
  * took are saved in one statement before the locks are released. A record the remote refuses for
@@ -12,28 +13,23 @@
  * transaction, two reads and a save: at 100 rows a batch that was 8 database round trips per 100
  * rows, and on a 2-core machine round trips are what a bulk export spends its time on.
  */
-import type { BatchItemResult, Change, SyncState } from '../connectors/connector';
+import type { BatchItemResult, Change, Entity, SyncState } from '../connectors/connector';
 import type { EntityId } from '../entity-id';
 import { ConfigurationError, PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError } from '../errors';
-import { type SyncedEntity, saveSyncedMany } from '../store/sync-state';
+import { type SyncedEntity, loadSyncStates, saveSyncedMany } from '../store/sync-state';
 import { stableKey } from '../sync/snapshot';
 import { changedFields } from '../sync/values';
-import {
-  type LockedWriteContext,
-  type RecordOutcome,
-  earlierAttemptWrote,
-  failRecord,
-  replan,
-  settleFresh,
-  writeLocked,
-} from './locked-write';
-import { isForced } from './process-step';
-import type { PlannedChange } from './types';
+import { type LockedWriteContext, type RecordOutcome, earlierAttemptWrote, failRecord, settleFresh, writeLocked } from './locked-write';
+import { isForced, planChanges } from './process-step';
+import { sameRow, sameState } from './same-input';
+import type { PlannedChange, ProcessStepOutput } from './types';
 
-/** A change a page planned, with the id to read its entity again by. */
+/** A change a page planned, with the id to read its entity again by, and what it was planned from. */
 export interface PageChange {
   readonly id: EntityId;
   readonly change: PlannedChange;
+  /** The row and the sync state the change was planned from (see `same-input.ts`); absent for a delete. */
+  readonly from?: { readonly entity: Entity; readonly state: SyncState | undefined };
 }
 
 interface Batched {
@@ -54,10 +50,7 @@ export const BULK_LOCKED_ROWS = 500;
 export async function writeChunkLocked(ctx: LockedWriteContext, chunk: readonly PageChange[]): Promise<Map<string, RecordOutcome>> {
   const keys = chunk.map((c) => c.change.key);
   return ctx.runtime.locks.withLocks(ctx.write.scope, keys, async () => {
-    const { planned: fresh, states } = await replan(
-      ctx,
-      chunk.map((c) => c.id),
-    );
+    const { planned: fresh, states } = await replanChunk(ctx, chunk);
     const freshByKey = new Map(fresh.changes.map((c) => [c.key, c]));
     const outcomes = new Map<string, RecordOutcome>();
     const batch: Batched[] = [];
@@ -81,6 +74,40 @@ export async function writeChunkLocked(ctx: LockedWriteContext, chunk: readonly 
     for (const { change, state } of alone) outcomes.set(change.key, await writeLocked(ctx, change, state));
     return outcomes;
   });
+}
+
+/**
+ * `replan` for a chunk: the rows and sync states read again (under the locks), and the changes
+ * planned again, except those whose row and state are as they were when the page planned them
+ * (see `same-input.ts`): their change is kept as it was planned.
+ */
+async function replanChunk(
+  ctx: LockedWriteContext,
+  chunk: readonly PageChange[],
+): Promise<{ planned: ProcessStepOutput; states: Map<string, SyncState> }> {
+  const { step, runtime } = ctx;
+  const read = await runtime.services.get('reader', step.reader).read(
+    chunk.map((c) => c.id),
+    step.parameters,
+  );
+  const states = await loadSyncStates(runtime.store, ctx.write.scope, [...read.found.map((f) => f.key), ...read.missing]);
+  const before = new Map(chunk.map((c) => [c.change.key, c]));
+  const kept: PlannedChange[] = [];
+  const again: Array<{ key: string; entity: Entity }> = [];
+  for (const { key, entity } of read.found) {
+    const from = before.get(key)?.from;
+    if (from && sameRow(from.entity, entity) && sameState(from.state, states.get(key))) kept.push((before.get(key) as PageChange).change);
+    else again.push({ key, entity });
+  }
+  const planned = await planChanges(
+    { ...ctx.write.scope, items: again, missing: read.missing },
+    step,
+    ctx.integration,
+    runtime.services.get('processor', step.processor),
+    states,
+    ctx.plan,
+  );
+  return { planned: { ...planned, changes: [...kept, ...planned.changes] }, states };
 }
 
 /**

@@ -113,8 +113,12 @@ export async function runBulkPage(
         }
         continue;
       }
-      const ids = new Map<string, EntityId>(items.found.map((f) => [f.key, f.id]));
-      const changes: PageChange[] = planned.changes.map((change) => ({ id: ids.get(change.key) ?? parseEntityId(change.key), change }));
+      const found = new Map(items.found.map((f) => [f.key, f]));
+      const changes: PageChange[] = planned.changes.map((change) => {
+        const item = found.get(change.key);
+        if (!item) return { id: parseEntityId(change.key), change };
+        return { id: item.id, change, from: { entity: item.entity, state: states.get(change.key) } };
+      });
       const run = ctx.info.workflowExecution;
       const locked: LockedWriteContext = {
         runtime,
