@@ -10,8 +10,8 @@
  * holding nothing else, and everything it does under the lock uses the main pool, whose
  * connections are never held across a wait.
  */
-import { createHash } from 'node:crypto';
 import { Pool } from 'pg';
+import { sha256Hex } from '../sync/snapshot';
 import type { SyncScope } from './sync-state';
 
 /**
@@ -30,7 +30,8 @@ export const ENTITY_LOCK_TIMEOUT_MS = 20_000;
 
 /** The lock key of one entity: 32 bits of a hash, the same in every process. */
 export function entityLockKey(scope: SyncScope, key: string): number {
-  return createHash('sha256').update(`${scope.integrationId}\u0000${scope.connector}\u0000${key}`).digest().readInt32BE(0);
+  // The first 4 bytes as a signed 32-bit integer.
+  return Number.parseInt(sha256Hex(`${scope.integrationId}\u0000${scope.connector}\u0000${key}`).slice(0, 8), 16) | 0;
 }
 
 /** Takes per-entity locks on a pool of its own (see the module comment). */
