@@ -59,6 +59,26 @@ describe('writing remote ids back into local rows', () => {
     ]);
   });
 
+  it("should mark its update as tidesync's own for the table's triggers, and only that statement", async () => {
+    await sql`create table wb_seen (id integer, origin text)`.execute(database.app);
+    await sql`create function wb_seen() returns trigger language plpgsql as $$
+      begin insert into wb_seen values (new.id, current_setting('tidesync.origin', true)); return null; end $$`.execute(database.app);
+    await sql`create trigger wb_seen after update on wb_plain for each row execute function wb_seen()`.execute(database.app);
+    await database.app.connection().execute(async (conn) => {
+      const records = [1401, 1402, 1403].map((id) => ({ key: String(id), remoteId: `s-${id}` }));
+      expect(await writeBackRemoteIds(conn, step({ table: 'wb_plain', identifier: 'id' }), records)).toBe(3);
+      // The next statement on the same connection is the application's own again.
+      await sql`update wb_plain set remote = 'app' where id = 1404`.execute(conn);
+    });
+    const seen = await sql<{ id: number; origin: string | null }>`select id, origin from wb_seen order by id`.execute(database.app);
+    expect(seen.rows).toEqual([
+      { id: 1401, origin: 'tidesync' },
+      { id: 1402, origin: 'tidesync' },
+      { id: 1403, origin: 'tidesync' },
+      { id: 1404, origin: '' },
+    ]);
+  });
+
   it('should name a write-back column the table does not have', async () => {
     await expect(
       writeBackRemoteIds(database.app, step({ table: 'wb_plain', identifier: 'id' }, 'crm_ref'), [{ key: '1', remoteId: 'r' }]),

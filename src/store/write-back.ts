@@ -4,7 +4,7 @@ import { parseEntityByIdParameters } from '../connectors/readers/entity-by-id-re
 import { parseEntityId } from '../entity-id';
 import { ConfigurationError } from '../errors';
 import type { StepDefinition } from '../jobs/definition';
-import { withTidesyncOrigin } from './origin';
+import { ORIGIN_SETTING } from './origin';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyDb = Kysely<any>;
@@ -39,12 +39,14 @@ export async function writeBackRemoteIds(
     p.identifier.map((c) => sql`t.${sql.id(c)} = v.${sql.id(c)}`),
     sql` and `,
   );
-  return withTidesyncOrigin(db, async (trx) => {
-    const result = await sql`update ${sql.id(p.schema, p.table)} as t set ${sql.id(column)} = v.${sql.id(column)}
-      from unnest(${unnest}) as v(${sql.join(columns.map((c) => sql.id(c)))})
-      where ${match} and t.${sql.id(column)} is distinct from v.${sql.id(column)}`.execute(trx);
-    return Number(result.numAffectedRows ?? 0n);
-  });
+  // The origin marker is set by the statement itself (one round trip, not a transaction's four):
+  // the one-row `origin` is joined to every row before it is updated, and capture triggers run
+  // after the rows (AFTER ... FOR EACH ROW), so they see it; being local, it ends with the statement.
+  const result = await sql`with origin as materialized (select set_config(${ORIGIN_SETTING}, 'tidesync', true))
+    update ${sql.id(p.schema, p.table)} as t set ${sql.id(column)} = v.${sql.id(column)}
+    from unnest(${unnest}) as v(${sql.join(columns.map((c) => sql.id(c)))}), origin
+    where ${match} and t.${sql.id(column)} is distinct from v.${sql.id(column)}`.execute(db);
+  return Number(result.numAffectedRows ?? 0n);
 }
 
 /** The types of `columns` of a table, as SQL (read once per table and database handle). */
