@@ -21,7 +21,7 @@ import { BATCH_UPSERT_LIMIT } from '../../examples/demo/remote/crm-client';
 import { ProcessLedger } from '../chaos/leftovers';
 import { startRemoteCrm } from '../crm/remote';
 import { Cleanups } from '../latency/environment';
-import { type PhaseReport, runPhase } from './phase';
+import { type PhaseReport, WARMUP_ENTITIES, runPhase } from './phase';
 
 /** The sizes run unless `--entities` says otherwise. */
 const DEFAULT_ENTITIES = [10_000, 100_000];
@@ -49,6 +49,7 @@ export interface BulkBenchResult {
     readonly pageSize: number;
     readonly parallelism: number;
     readonly batchSize: number;
+    readonly warmup: number;
   };
   readonly phases: PhaseReport[];
   /** The figures the targets are about, and whether each is met. */
@@ -160,7 +161,13 @@ export async function runBulkBench(log: (line: string) => void, args: readonly s
   return {
     bench: 'bulk',
     machine: { cpus: os.cpus().length, node: process.version, loadAverage: Math.round(loadAverage * 100) / 100 },
-    config: { entities: options.entities, pageSize: options.pageSize, parallelism: options.parallelism, batchSize: BATCH_UPSERT_LIMIT },
+    config: {
+      entities: options.entities,
+      pageSize: options.pageSize,
+      parallelism: options.parallelism,
+      batchSize: BATCH_UPSERT_LIMIT,
+      warmup: WARMUP_ENTITIES,
+    },
     phases,
     summary: summarise(phases),
     remoteMatchesLocal: phases.every((p) => p.remoteMatchesLocal),

@@ -4,7 +4,7 @@
  * counts), its CPU time, and the machine's busy share. The worker runs in a process of its own, so
  * these are its figures alone, not the benchmark's.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 
 /** Clock ticks per second of `/proc/<pid>/stat` times: 100 on every Linux Node runs on in practice. */
 const TICKS_PER_SECOND = 100;
@@ -42,6 +42,11 @@ function statOf(pid: number): Stat {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
   return { pid, command, parent: Number(fields[1]), cpuMs: (ticks * 1000) / TICKS_PER_SECOND };
+}
+
+/** Resets `VmHWM` to the current resident set (`clear_refs` 5), so the next peak is one of what follows. */
+export function resetPeakRss(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
 /** CPU time (user + system) `pid` has used so far, in ms. */
