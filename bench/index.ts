@@ -1,14 +1,17 @@
 /**
- * `npm run bench -- <name>`: runs one benchmark. Each prints exactly one JSON object as the last
- * line of stdout (so scripts can `tail -1`) and its progress on stderr.
+ * `npm run bench -- <name> [options]`: runs one benchmark (the words after its name are its
+ * options). Each prints exactly one JSON object as the last line of stdout (so scripts can
+ * `tail -1`) and its progress on stderr.
  */
+import { runBulkBench } from './bulk';
 import { runCrmBench } from './crm';
 import { runLatencyBench } from './latency';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 /** The benchmarks by name. */
-const BENCHMARKS: Readonly<Record<string, () => Promise<unknown>>> = {
+const BENCHMARKS: Readonly<Record<string, (args: readonly string[]) => Promise<unknown>>> = {
+  bulk: (args) => runBulkBench(log, args),
   crm: () => runCrmBench(log),
   latency: () => runLatencyBench(log),
 };
@@ -21,7 +24,7 @@ async function run(): Promise<number> {
     log(name === undefined ? `name a benchmark (known: ${known})` : `unknown benchmark '${name}' (known: ${known})`);
     return 2;
   }
-  const result = await bench();
+  const result = await bench(process.argv.slice(3));
   process.stdout.write(`${JSON.stringify(result)}\n`);
   return 0;
 }

@@ -110,6 +110,18 @@ export {
 export type { IntegrationSettings } from './store/integrations';
 export type { EntitySyncState } from './store/sync-state';
 export type { JobExecution } from './store/executions';
+// Bulk exports (client.startBulkExport and friends)
+export type { BulkMode, BulkScope } from './activities/bulk-types';
+export { MAX_BULK_IDS, MAX_BULK_PAGE_SIZE, MAX_BULK_PARALLELISM, bulkWorkflowId } from './bulk-exports';
+export type { BulkExportRequest, BulkExportSummary, StartedBulkExport } from './bulk-exports';
+export type { BulkExportResult, BulkProgress } from './workflows/bulk-definitions';
+export {
+  BULK_PAGES_PER_RUN,
+  BULK_PLAN_AHEAD,
+  DEFAULT_BULK_PAGE_SIZE,
+  DEFAULT_BULK_PARALLELISM,
+  bulkHistoryBound,
+} from './workflows/options';
 export { OutboxRelay } from './outbox/relay';
 export type { ExportScheduler, OutboxRelayOptions } from './outbox/relay';
 export { installCapture, removeCapture } from './outbox/capture';

@@ -150,4 +150,14 @@ describe('the demo, end to end through the CLI', () => {
       await remote.stop();
     }
   });
+
+  it('should only seed and serve with --no-export, saying how to export in bulk', async () => {
+    const run = await runCli(['dev', '--once', '--json', '--no-export', '--integration', INTEGRATION], env);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain(
+      `export them in another terminal with \`npx tidesync --config .build/examples/demo/tidesync.config.js export --all ${INTEGRATION} contact\``,
+    );
+    const summary = JSON.parse(run.stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
+    expect(summary).toMatchObject({ contacts: 25, seeded: 0, exported: null });
+  });
 });

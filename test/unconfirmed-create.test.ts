@@ -95,4 +95,18 @@ describe('a create whose answer was lost before the retry window ran out', () =>
     expect(remoteOf(3)).toHaveLength(1);
     expect(await state(3)).toMatchObject({ status: 'active', remote_id: remoteOf(3)[0]?.id });
   });
+
+  it('should settle the lost create in a bulk export when the entity changed since, not create a second record', async () => {
+    await createWithLostAnswer(4);
+    expect(await state(4)).toMatchObject({ pending_create: expect.objectContaining({ idempotencyKey: expect.any(String) }) });
+    // Changed since: the bulk export plans a create of other data, under another key.
+    await sql`update contacts set phone = '+1-555-0404' where id = 4`.execute(database.app);
+    const replays = demo.remote.stats().replays;
+    const { workflowId } = await engine.client.startBulkExport({ integration: integration(), connector: 'contact' });
+    expect(await engine.client.waitForBulkExport(workflowId)).toMatchObject({ status: 'completed', counters: { failed: 0 } });
+    // The lost create went out again under its own key and the CRM answered it from its records.
+    expect(demo.remote.stats().replays).toBe(replays + 1);
+    expect(remoteOf(4)).toEqual([expect.objectContaining({ phone: '+1-555-0404' })]);
+    expect(await state(4)).toMatchObject({ status: 'active', remote_id: remoteOf(4)[0]?.id, pending_create: null });
+  });
 });

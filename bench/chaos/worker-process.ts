@@ -22,6 +22,10 @@ export interface WorkerProcessOptions {
   /** Variables on top of ours: the config, the servers, the demo CRM's token, the workflow bundle. */
   readonly env: Readonly<Record<string, string>>;
   readonly metricsPort: number;
+  /** More options of `tidesync worker` (`--no-relay`). */
+  readonly args?: readonly string[];
+  /** Options of node itself, before the script (`--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
   /** The worker's stdout and stderr go here (appended across restarts). */
   readonly logFile: string;
   readonly ledger: ProcessLedger;
@@ -53,6 +57,12 @@ export class WorkerProcess {
     return this.#unexpectedExits;
   }
 
+  /** The running worker's process id, or undefined when none runs. */
+  get pid(): number | undefined {
+    const child = this.#child;
+    return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+  }
+
   /** `http://127.0.0.1:<port>`: the worker's `/metrics` and `/healthz`. */
   get metricsUrl(): string {
     return `http://127.0.0.1:${this.#options.metricsPort}`;
@@ -61,11 +71,12 @@ export class WorkerProcess {
   /** Starts the worker and resolves once `/healthz` says PostgreSQL and Temporal answer; returns the ms it took. */
   async start(): Promise<number> {
     const began = performance.now();
-    const { root, env, metricsPort, logFile, ledger } = this.#options;
+    const { root, env, metricsPort, logFile, ledger, args = [], nodeArgs = [] } = this.#options;
     const out = await open(logFile, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [path.join(root, 'bin', 'tidesync.js'), 'worker', '--metrics-port', String(metricsPort)], {
+      const script = [path.join(root, 'bin', 'tidesync.js'), 'worker', '--metrics-port', String(metricsPort), ...args];
+      child = spawn(process.execPath, [...nodeArgs, ...script], {
         cwd: root,
         env: { ...process.env, ...env },
         stdio: ['ignore', out.fd, out.fd],

@@ -3,18 +3,32 @@ import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
 
 /** What the parent asks the server process. */
-export type ParentMessage = { type: 'usage'; id: number } | { type: 'stop' };
+export type ParentMessage = { type: 'usage'; id: number } | { type: 'wipe'; id: number } | { type: 'stop' };
 
 /** What the server process answers. */
 export type RemoteMessage =
   | { type: 'ready'; url: string; startMs: number }
-  | { type: 'usage'; id: number; cpu: NodeJS.CpuUsage; compactions: number }
+  | {
+      type: 'usage';
+      id: number;
+      cpu: NodeJS.CpuUsage;
+      compactions: number;
+      writes: number;
+      firstWriteAt: number | null;
+      lastWriteAt: number | null;
+    }
+  | { type: 'wiped'; id: number }
   | { type: 'stopped'; stopMs: number };
 
 /** What the server process has done so far. */
 export interface RemoteSample {
   readonly cpu: NodeJS.CpuUsage;
   readonly compactions: number;
+  /** Creates, updates and deletes applied since the start or the last `wipe()`. */
+  readonly writes: number;
+  /** When the first and the last of them were applied (`Date.now()`, comparable across processes), or null. */
+  readonly firstWriteAt: number | null;
+  readonly lastWriteAt: number | null;
 }
 
 /** A demo CRM running in its own process. */
@@ -24,6 +38,8 @@ export interface RemoteCrm {
   readonly startMs: number;
   /** The server process's CPU time so far (`process.cpuUsage()`, microseconds) and its compactions. */
   sample(): Promise<RemoteSample>;
+  /** Removes every contact and idempotency record, and starts counting writes from zero. */
+  wipe(): Promise<void>;
   /** Stops it cleanly (the journal is compacted) and resolves with how long stopping took, in ms. */
   stop(): Promise<number>;
   /** Ends the process at once; for cleanup after a failure. */
@@ -38,16 +54,22 @@ export async function startRemoteCrm(dataFile: string, token: string): Promise<R
   });
   const ready = await next(child, 'ready');
   // Asked for while batches are in flight, several at once: answers are matched by id.
-  let usages = 0;
+  let requests = 0;
   return {
     url: ready.url,
     startMs: ready.startMs,
     sample: async () => {
-      const id = (usages += 1);
+      const id = (requests += 1);
       const answer = next(child, 'usage', (message) => message.id === id);
       child.send({ type: 'usage', id } satisfies ParentMessage);
-      const { cpu, compactions } = await answer;
-      return { cpu, compactions };
+      const { cpu, compactions, writes, firstWriteAt, lastWriteAt } = await answer;
+      return { cpu, compactions, writes, firstWriteAt, lastWriteAt };
+    },
+    wipe: async () => {
+      const id = (requests += 1);
+      const answer = next(child, 'wiped', (message) => message.id === id);
+      child.send({ type: 'wipe', id } satisfies ParentMessage);
+      await answer;
     },
     stop: async () => {
       const answer = next(child, 'stopped');

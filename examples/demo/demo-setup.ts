@@ -74,6 +74,8 @@ export interface RemoteComparison {
   readonly matches: boolean;
   readonly checked: number;
   readonly mismatches: ReadonlyArray<{ id: number; problem: string }>;
+  /** Contacts on the remote when all were compared (more than `checked`: records no local contact owns); else null. */
+  readonly remoteContacts: number | null;
 }
 
 /**
@@ -82,7 +84,7 @@ export interface RemoteComparison {
  * skips are not expected remotely.
  */
 export async function compareRemoteWithLocal(
-  demo: Demo,
+  demo: Pick<Demo, 'integration' | 'crm'>,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   db: Kysely<any>,
   client: Pick<TidesyncClient, 'syncStates'>,
@@ -93,6 +95,8 @@ export async function compareRemoteWithLocal(
   const contacts = (await query.execute()) as LocalContact[];
   const states = await client.syncStates({ integration: demo.integration.name, connector: 'contact' });
   const remoteIds = new Map(states.map((s) => [s.key, s.remoteId]));
+  // All of them: one list request (100,000 contacts of a bulk export would be as many GETs); some: a GET each.
+  const listed = ids ? null : new Map((await demo.crm.list()).map((c) => [c.id, c]));
   const processor = new DemoContactProcessor();
   const mismatches: Array<{ id: number; problem: string }> = [];
   let checked = 0;
@@ -105,7 +109,7 @@ export async function compareRemoteWithLocal(
       mismatches.push({ id: contact.id, problem: 'never exported (no remote id)' });
       continue;
     }
-    const remote: RemoteContact | null = await demo.crm.get(remoteId);
+    const remote: RemoteContact | null = listed ? (listed.get(remoteId) ?? null) : await demo.crm.get(remoteId);
     if (!remote) {
       mismatches.push({ id: contact.id, problem: `remote contact ${remoteId} not found` });
       continue;
@@ -117,5 +121,5 @@ export async function compareRemoteWithLocal(
       }
     }
   }
-  return { matches: mismatches.length === 0, checked, mismatches };
+  return { matches: mismatches.length === 0, checked, mismatches, remoteContacts: listed?.size ?? null };
 }

@@ -48,14 +48,22 @@ export function seedContact(i: number): Omit<LocalContact, 'id' | 'updated_at' |
   };
 }
 
-/** Inserts `count` seed contacts if the table is empty; returns how many rows were added. */
+/**
+ * Rows per insert when seeding: PostgreSQL takes at most 65,535 parameters a statement, and a seed
+ * row has five, so one insert of 100,000 contacts would be refused.
+ */
+const SEED_ROWS_PER_INSERT = 5_000;
+
+/** Inserts `count` seed contacts if the table is empty (in one transaction); returns how many rows were added. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export async function seedContacts(db: Kysely<any>, count: number): Promise<number> {
-  const kdb = db;
-  const existing = await kdb.selectFrom('contacts').select(kdb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-  if (Number(existing.n) > 0) return 0;
-  const rows = Array.from({ length: count }, (_, i) => seedContact(i));
-  if (rows.length === 0) return 0; // an insert of no rows is not valid SQL
-  await kdb.insertInto('contacts').values(rows).execute();
-  return rows.length;
+  const existing = await db.selectFrom('contacts').select(db.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  if (Number(existing.n) > 0 || count <= 0) return 0; // an insert of no rows is not valid SQL
+  await db.transaction().execute(async (trx) => {
+    for (let start = 0; start < count; start += SEED_ROWS_PER_INSERT) {
+      const rows = Array.from({ length: Math.min(SEED_ROWS_PER_INSERT, count - start) }, (_, i) => seedContact(start + i));
+      await trx.insertInto('contacts').values(rows).execute();
+    }
+  });
+  return count;
 }

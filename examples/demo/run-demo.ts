@@ -2,7 +2,9 @@
  * The demo's `dev` hook: `tidesync dev` (or `npm run demo`) runs it once the embedded stack, the
  * worker and the relay are up. It seeds the contacts, starts the demo CRM, exports every contact
  * with a progress bar, and checks the remote against the local table.
- * Options (after tidesync dev's own): `--contacts N`, `--no-faults`, `--integration NAME`.
+ * Options (after tidesync dev's own): `--contacts N`, `--no-faults`, `--integration NAME`, and
+ * `--no-export` to only seed and serve (then export from another terminal, e.g. with
+ * `tidesync export --all demo contact`: one workflow per contact is no way to start with 100,000).
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -26,16 +28,28 @@ export interface DemoSummary {
   exportMs: number;
 }
 
-function demoOptions(args: readonly string[]): { contacts: number; faults: boolean; integration: string } {
+/** What `--no-export` reports: the contacts are there, nothing was exported. */
+export interface SeedOnlySummary {
+  contacts: number;
+  seeded: number;
+  exported: null;
+}
+
+function demoOptions(args: readonly string[]): { contacts: number; faults: boolean; integration: string; export: boolean } {
   const { values } = parseArgs({
     args: [...args],
-    options: { contacts: { type: 'string' }, 'no-faults': { type: 'boolean' }, integration: { type: 'string' } },
+    options: {
+      contacts: { type: 'string' },
+      'no-faults': { type: 'boolean' },
+      integration: { type: 'string' },
+      'no-export': { type: 'boolean' },
+    },
     strict: true,
     allowPositionals: false,
   });
   const contacts = Number(values.contacts ?? 50);
   if (!Number.isInteger(contacts) || contacts < 0) throw new Error(`--contacts '${values.contacts}' is not a non-negative integer`);
-  return { contacts, faults: !values['no-faults'], integration: values.integration ?? 'demo' };
+  return { contacts, faults: !values['no-faults'], integration: values.integration ?? 'demo', export: !values['no-export'] };
 }
 
 /** Before the worker starts: the `contacts` table its job reads, seeded when empty. */
@@ -46,7 +60,7 @@ export async function setupDemoTables(context: { db: Kysely<any>; args: readonly
 }
 
 /** Runs the demo on a started tidesync; resolves with its summary. */
-export async function runDemo(context: DevContext): Promise<DevResult & { summary: DemoSummary }> {
+export async function runDemo(context: DevContext): Promise<DevResult & { summary: DemoSummary | SeedOnlySummary }> {
   const options = demoOptions(context.args);
   const { tidesync, log: say } = context;
   const demo = await setupDemo({
@@ -58,6 +72,14 @@ export async function runDemo(context: DevContext): Promise<DevResult & { summar
   });
   try {
     say(`demo CRM listening on ${demo.remote.url}${demo.seeded ? `; seeded ${demo.seeded} contacts` : ''}`);
+    if (!options.export) {
+      const contacts = (await localContactIds(tidesync.db)).length;
+      say(
+        `--no-export: ${contacts} contacts wait; export them in another terminal with ` +
+          `\`npx tidesync --config .build/examples/demo/tidesync.config.js export --all ${demo.integration.name} contact\``,
+      );
+      return { ok: true, summary: { contacts, seeded: demo.seeded, exported: null }, close: () => demo.remote.stop() };
+    }
     demo.remote.resetStats();
     let faultsInjected = 0;
     if (options.faults) {

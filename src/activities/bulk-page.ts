@@ -2,9 +2,9 @@
  * One page of a bulk export, as one activity: read the page (one query: a keyset range of the
  * first step's table, or a list of ids), load the page's sync states (one query), run the
  * processor per entity and skip what is unchanged (mode `changed`), then write the changes:
- * with `writeBatch` in chunks of the writer's `maxBatchSize` when it has one, each chunk under its
- * entities' locks with its sync states saved in one statement; else one record at a time, a few
- * at once. Only counters, the page's last id and a few failures go back into history.
+ * with `writeBatch` when the writer has one, under their entities' locks (one lock scope for up to
+ * `BULK_LOCKED_ROWS` of them, sent in batches of the writer's `maxBatchSize`, their sync states
+ * saved in one statement); else one record at a time, a few at once. Only counters, the page's last id and a few failures go back into history.
  */
 import { Context } from '@temporalio/activity';
 import type { Entity, ReadResult, SyncState } from '../connectors/connector';
@@ -17,7 +17,7 @@ import type { SecretResolver } from '../secrets';
 import { resolveFailedNeverExported, saveFailed } from '../store/failures';
 import { loadSyncStates } from '../store/sync-state';
 import { writeBackRemoteIds } from '../store/write-back';
-import { type PageChange, writeChunkLocked } from './batch-write';
+import { BULK_LOCKED_ROWS, type PageChange, writeChunkLocked } from './batch-write';
 import type { BulkPageInput, BulkPageOutput } from './bulk-types';
 import { RETRY_WINDOW_EXHAUSTED } from './failure-activities';
 import { type LockedWriteContext, type RecordOutcome, writeOneLocked } from './locked-write';
@@ -113,8 +113,12 @@ export async function runBulkPage(
         }
         continue;
       }
-      const ids = new Map<string, EntityId>(items.found.map((f) => [f.key, f.id]));
-      const changes: PageChange[] = planned.changes.map((change) => ({ id: ids.get(change.key) ?? parseEntityId(change.key), change }));
+      const found = new Map(items.found.map((f) => [f.key, f]));
+      const changes: PageChange[] = planned.changes.map((change) => {
+        const item = found.get(change.key);
+        if (!item) return { id: parseEntityId(change.key), change };
+        return { id: item.id, change, from: { entity: item.entity, state: states.get(change.key) } };
+      });
       const run = ctx.info.workflowExecution;
       const locked: LockedWriteContext = {
         runtime,
@@ -158,14 +162,13 @@ export async function runBulkPage(
   }
 }
 
-/** Writes a page's changes: in locked chunks with `writeBatch`, else a few records at once. */
+/** Writes a page's changes: in locked chunks with `writeBatch` (see `batch-write.ts`), else a few records at once. */
 async function writeChanges(ctx: LockedWriteContext, changes: readonly PageChange[]): Promise<RecordOutcome[]> {
   const writer = ctx.write.writer;
   if (writer.writeBatch) {
-    const size = Math.max(1, writer.maxBatchSize ?? changes.length);
     const outcomes: RecordOutcome[] = [];
-    for (let start = 0; start < changes.length; start += size) {
-      const byKey = await writeChunkLocked(ctx, changes.slice(start, start + size));
+    for (let start = 0; start < changes.length; start += BULK_LOCKED_ROWS) {
+      const byKey = await writeChunkLocked(ctx, changes.slice(start, start + BULK_LOCKED_ROWS));
       outcomes.push(...byKey.values());
     }
     return outcomes;

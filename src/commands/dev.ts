@@ -8,6 +8,7 @@ import type { DevHook, DevResult } from '../config/define-config';
 import { openDatabases } from '../store/db';
 import { resolveServers } from '../config/servers';
 import { type Tidesync, startTidesync } from '../start';
+import { tuneWorkerHeap } from '../worker';
 import { startConfigCodecServer, uiOrigins } from './codec-server';
 import { loadCheckedConfig } from './connect';
 
@@ -27,6 +28,8 @@ export interface DevOptions {
 export async function devCommand(options: DevOptions): Promise<number> {
   const started = Date.now();
   const say = (line: string) => (options.json ? process.stderr : process.stdout).write(`${line}\n`);
+  // The worker runs in this process.
+  tuneWorkerHeap();
   // The config is checked before any server starts.
   const { file, config } = await loadCheckedConfig();
   const { onShutdown, startDevStack } = await import('../stack/dev-stack');

@@ -1,7 +1,7 @@
 /** `tidesync worker`: runs the worker (and an outbox relay) for the application's config until stopped. */
 import { getFreePort } from '../stack/ports';
 import { startTidesync } from '../start';
-import { installRuntime, runtimeMetrics } from '../worker';
+import { installRuntime, runtimeMetrics, tuneWorkerHeap } from '../worker';
 import { loadCheckedConfig } from './connect';
 
 /** Options of `tidesync worker`. */
@@ -13,6 +13,7 @@ export interface WorkerCommandOptions {
 
 /** Runs until SIGINT/SIGTERM (the SDK shuts the worker down on them), then closes everything. */
 export async function workerCommand(options: WorkerCommandOptions = { relay: true }): Promise<number> {
+  tuneWorkerHeap();
   const { config } = await loadCheckedConfig({ required: true });
   const metricsPort = options.metricsPort ?? envPort() ?? config.metrics?.port;
   // The SDK's exporter listens on loopback only; the endpoint operators scrape is ours (it adds /healthz).

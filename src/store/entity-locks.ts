@@ -10,8 +10,8 @@
  * holding nothing else, and everything it does under the lock uses the main pool, whose
  * connections are never held across a wait.
  */
-import { createHash } from 'node:crypto';
 import { Pool } from 'pg';
+import { sha256Hex } from '../sync/snapshot';
 import type { SyncScope } from './sync-state';
 
 /**
@@ -30,7 +30,8 @@ export const ENTITY_LOCK_TIMEOUT_MS = 20_000;
 
 /** The lock key of one entity: 32 bits of a hash, the same in every process. */
 export function entityLockKey(scope: SyncScope, key: string): number {
-  return createHash('sha256').update(`${scope.integrationId}\u0000${scope.connector}\u0000${key}`).digest().readInt32BE(0);
+  // The first 4 bytes as a signed 32-bit integer.
+  return Number.parseInt(sha256Hex(`${scope.integrationId}\u0000${scope.connector}\u0000${key}`).slice(0, 8), 16) | 0;
 }
 
 /** Takes per-entity locks on a pool of its own (see the module comment). */
@@ -56,8 +57,8 @@ export class EntityLocks {
     const client = await this.#pool.connect();
     let broken = false;
     try {
-      await client.query('begin');
-      await client.query(`set local lock_timeout = ${ENTITY_LOCK_TIMEOUT_MS}`);
+      // One round trip for both (no parameters: the simple protocol takes several statements).
+      await client.query(`begin; set local lock_timeout = ${ENTITY_LOCK_TIMEOUT_MS}`);
       // unnest yields the (sorted) keys in array order, so the locks are taken in that order.
       await client.query('select pg_advisory_xact_lock($1::int4, k) from unnest($2::int4[]) as t(k)', [ENTITY_LOCK_SPACE, lockKeys]);
       const result = await fn();

@@ -1,5 +1,5 @@
 /** Reads and writes `tidesync.sync_state`. */
-import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
+import { type ExpressionBuilder, type Kysely, type Selectable, sql } from 'kysely';
 import type { PendingCreate, SyncState } from '../connectors/connector';
 import type { SyncStateTable, TidesyncDatabase } from './schema';
 
@@ -26,7 +26,8 @@ export async function loadSyncStates(
     .selectAll()
     .where('integration_id', '=', scope.integrationId)
     .where('connector', '=', scope.connector)
-    .where('entity_id', 'in', keys)
+    // One array parameter, not one per key: a bulk page asks for 500 keys at a time.
+    .where('entity_id', '=', sql<string>`any(${[...keys]}::text[])`)
     .execute();
   return new Map(rows.map((r) => [r.entity_id, toSyncState(r)]));
 }
@@ -78,28 +79,36 @@ export async function saveSynced(db: Kysely<TidesyncDatabase>, scope: SyncScope,
     .execute();
 }
 
-/** `saveSynced` for many entities (distinct keys) in one statement: a bulk export's batch. */
+/**
+ * `saveSynced` for many entities (distinct keys) in one statement: a bulk export's batch. The rows
+ * travel as one JSON parameter (`json_to_recordset`), not as 13 parameters a row.
+ */
 export async function saveSyncedMany(db: Kysely<TidesyncDatabase>, scope: SyncScope, entities: readonly SyncedEntity[]): Promise<void> {
   if (entities.length === 0) return;
   const now = new Date();
+  const rows = JSON.stringify(entities.map((e) => ({ k: e.key, r: e.remoteId, v: e.remoteVersion, s: e.snapshot, h: e.hash })));
   await db
     .insertInto('sync_state')
-    .values(
-      entities.map((e) => ({
-        integration_id: scope.integrationId,
-        connector: scope.connector,
-        entity_id: e.key,
-        remote_id: e.remoteId,
-        remote_version: e.remoteVersion,
-        snapshot: JSON.stringify(e.snapshot),
-        snapshot_hash: e.hash,
-        last_synced_at: now,
-        last_error: null,
-        status: 'active' as const,
-        attempts: 0,
-        failed_at: null,
-        updated_at: now,
-      })),
+    .columns([
+      'integration_id',
+      'connector',
+      'entity_id',
+      'remote_id',
+      'remote_version',
+      'snapshot',
+      'snapshot_hash',
+      'last_synced_at',
+      'last_error',
+      'status',
+      'attempts',
+      'failed_at',
+      'pending_create',
+      'updated_at',
+    ])
+    .expression(
+      sql`select ${scope.integrationId}::integer, ${scope.connector}::text, r.k, r.r, r.v, r.s, r.h, ${now}::timestamptz,
+        null::text, 'active'::text, 0, null::timestamptz, null::jsonb, ${now}::timestamptz
+        from json_to_recordset(${rows}::json) as r(k text, r text, v text, s jsonb, h text)`,
     )
     .onConflict((oc) =>
       oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet((eb) => ({
@@ -112,6 +121,8 @@ export async function saveSyncedMany(db: Kysely<TidesyncDatabase>, scope: SyncSc
         status: 'active',
         attempts: 0,
         failed_at: null,
+        // The answer is saved: whatever create was pending has its remote id now (as `saveSynced`).
+        pending_create: null,
         updated_at: eb.ref('excluded.updated_at'),
       })),
     )

@@ -1,5 +1,14 @@
 /** Canonical form and hash of a changeset, so equal data always hashes the same. */
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
+
+/**
+ * sha256 of a text, hex. The one-shot `crypto.hash` (Node 20.12 and later) takes half the time of
+ * `createHash` for the short texts hashed here; a bulk export hashes three per row.
+ */
+export const sha256Hex: (text: string) => string =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('sha256', text, 'hex')
+    : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
 /** JSON with object keys sorted at every depth; Dates as ISO strings; undefined fields dropped. */
 export function canonicalJson(value: unknown): string {
@@ -23,15 +32,12 @@ function normalise(value: unknown): unknown {
 
 /** sha256 of the canonical JSON, hex. */
 export function hashSnapshot(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+  return sha256Hex(canonicalJson(value));
 }
 
 /** A short, stable key from parts (null written as `-`): the same parts always give the same key. */
 export function stableKey(...parts: ReadonlyArray<string | number | null>): string {
-  return createHash('sha256')
-    .update(parts.map((p) => p ?? '-').join('\u0000'))
-    .digest('hex')
-    .slice(0, 40);
+  return sha256Hex(parts.map((p) => p ?? '-').join('\u0000')).slice(0, 40);
 }
 
 /**

@@ -1,0 +1,133 @@
+/**
+ * One bulk export measured from the outside: the worker runs as operators run it (`node
+ * bin/tidesync.js worker` in a process of its own, started for this run alone), so its resident set
+ * and CPU time are its own. A small export warms it up first. Timed from the start call to the
+ * result; the first remote write is the demo CRM's own record of it.
+ */
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BulkExportResult, EntityId, Tidesync } from 'tidesync';
+import type { WorkerProcess } from '../chaos/worker-process';
+import type { RemoteCrm } from '../crm/remote';
+import { type ChainHistory, countChainHistory } from './history';
+import { type CpuWindow, openCpuWindow } from './cpu';
+import { RssSampler, memoryOf, resetPeakRss } from './proc';
+
+/** How often the benchmark asks for progress and logs it. */
+const PROGRESS_EVERY_MS = 2_000;
+
+/** Options of `runBulkExport`. */
+export interface BulkRunOptions {
+  readonly tidesync: Tidesync;
+  readonly remote: RemoteCrm;
+  /** Not started yet: started here, stopped when the export is over. */
+  readonly worker: WorkerProcess;
+  readonly integration: string;
+  readonly connector: string;
+  readonly pageSize: number;
+  readonly parallelism: number;
+  /**
+   * A bulk export of these ids first, not measured, then `reset` (the remote and the sync states
+   * emptied): the measured export runs on a warm worker, as a long-lived worker is.
+   */
+  readonly warmup: { readonly ids: readonly EntityId[]; reset(): Promise<void> };
+  readonly log: (line: string) => void;
+}
+
+/** What one bulk export cost. */
+export interface BulkRunReport {
+  readonly result: BulkExportResult;
+  readonly ms: number;
+  readonly entitiesPerSec: number;
+  /** From the start call to the first write the remote applied. */
+  readonly firstWriteMs: number | null;
+  readonly workerStartMs: number;
+  /**
+   * The worker's resident set once started, after the warm-up (its peak reset then), and its peak
+   * during the measured export (`VmHWM`; the 100 ms samples' highest beside it).
+   */
+  readonly worker: {
+    readonly startedRssMb: number;
+    readonly idleRssMb: number;
+    readonly peakRssMb: number;
+    readonly sampledPeakMb: number;
+  };
+  readonly history: ChainHistory & { readonly per1000: number };
+  readonly cpu: CpuWindow;
+}
+
+/** Starts the worker, runs the export to its end, and stops the worker. */
+export async function runBulkExport(options: BulkRunOptions): Promise<BulkRunReport> {
+  const { tidesync, remote, worker, log } = options;
+  const workerStartMs = await worker.start();
+  const pid = worker.pid;
+  if (pid === undefined) throw new Error('the worker exited right after it started');
+  try {
+    const startedRssMb = memoryOf(pid).rssMb;
+    const warmup = await tidesync.client.startBulkExport({
+      integration: options.integration,
+      connector: options.connector,
+      scope: { ids: options.warmup.ids },
+      pageSize: options.pageSize,
+      parallelism: options.parallelism,
+    });
+    await tidesync.client.waitForBulkExport(warmup.workflowId);
+    await options.warmup.reset();
+    // A moment for the warm-up's garbage to be collected, so "idle" is the steady state.
+    await sleep(1_000);
+    resetPeakRss(pid);
+    const idleRssMb = memoryOf(pid).rssMb;
+    const sampler = new RssSampler(pid);
+    const cpu = await openCpuWindow(remote, pid);
+    const startedAt = Date.now();
+    const began = performance.now();
+    const started = await tidesync.client.startBulkExport({
+      integration: options.integration,
+      connector: options.connector,
+      pageSize: options.pageSize,
+      parallelism: options.parallelism,
+    });
+    const following = followProgress(tidesync, started.workflowId, log);
+    let result: BulkExportResult;
+    try {
+      result = await tidesync.client.waitForBulkExport(started.workflowId);
+    } finally {
+      following.stop();
+    }
+    const ms = performance.now() - began;
+    const usage = await cpu.close();
+    const memory = sampler.stop();
+    const sample = await remote.sample();
+    const history = await countChainHistory(tidesync.temporal, started.workflowId, started.runId);
+    return {
+      result,
+      ms: Math.round(ms),
+      entitiesPerSec: Math.round((result.done / ms) * 1000),
+      firstWriteMs: sample.firstWriteAt === null ? null : sample.firstWriteAt - startedAt,
+      workerStartMs,
+      worker: { startedRssMb, idleRssMb, peakRssMb: memory.peakRssMb, sampledPeakMb: memory.sampledPeakMb },
+      history: { ...history, per1000: Math.round((history.events / Math.max(result.done, 1)) * 1000 * 10) / 10 },
+      cpu: usage,
+    };
+  } finally {
+    await worker.stop();
+  }
+}
+
+/** Logs the export's progress every few seconds until stopped. */
+function followProgress(tidesync: Tidesync, workflowId: string, log: (line: string) => void): { stop(): void } {
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      await sleep(PROGRESS_EVERY_MS);
+      if (stopped) return;
+      try {
+        const p = await tidesync.client.bulkProgress(workflowId);
+        log(`  bulk ${p.status}: ${p.done}/${p.total} rows, written ${p.written}, ${p.rate}/s, ${p.pages} pages`);
+      } catch (error) {
+        log(`  bulk progress: ${(error as Error).message}`);
+      }
+    }
+  })();
+  return { stop: () => void (stopped = true) };
+}

@@ -1,0 +1,190 @@
+/**
+ * One size of the bulk benchmark: a fresh database seeded with that many demo contacts, the
+ * direct loop over them (in this process), then the bulk export of them (a worker process started
+ * for it), both against the one demo CRM, wiped before each so both create every contact. Each
+ * first goes through `WARMUP_ENTITIES` rows unmeasured. At the end the remote is read back and
+ * compared with the local table.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { sql } from 'kysely';
+import { resolveTemporalSettings, startTidesync } from 'tidesync';
+import { createTestDatabase } from 'tidesync/testing';
+import { demoDeclarations } from '../../examples/demo';
+import { DEMO_TOKEN_ENV, compareRemoteWithLocal, localContactIds } from '../../examples/demo/demo-setup';
+import { ensureContactsTable, seedContacts } from '../../examples/demo/local-contacts';
+import { DemoCrmClient } from '../../examples/demo/remote/crm-client';
+import type { ProcessLedger } from '../chaos/leftovers';
+import { freePort } from '../chaos/stack';
+import { WorkerProcess } from '../chaos/worker-process';
+import type { RemoteCrm } from '../crm/remote';
+import type { Cleanups } from '../latency/environment';
+import { type BulkRunReport, runBulkExport } from './bulk-run';
+import { type CpuWindow, cpuPerEntity, openCpuWindow } from './cpu';
+import { type DirectBulkResult, runDirectBulk } from './direct';
+
+const INTEGRATION = 'bench';
+const CONNECTOR = 'contact';
+/** Rows each side goes through first, unmeasured, so neither is timed while its code is still cold. */
+export const WARMUP_ENTITIES = 5_000;
+
+/** What every phase shares. */
+export interface BulkBenchStack {
+  /** The package root (bin/, dist/, .build/). */
+  readonly root: string;
+  /** Where the worker's logs and profiles go. */
+  readonly folder: string;
+  readonly databaseUrl: string;
+  readonly temporalAddress: string;
+  readonly remote: RemoteCrm;
+  readonly token: string;
+  readonly workflowBundle: string;
+  readonly ledger: ProcessLedger;
+  readonly pageSize: number;
+  readonly parallelism: number;
+  /** Run the worker under `node --cpu-prof`, its profile written here. */
+  readonly profileDir: string | null;
+  readonly signal: AbortSignal;
+  readonly log: (line: string) => void;
+}
+
+/** The figures of one size. */
+export interface PhaseReport {
+  readonly entities: number;
+  readonly seedMs: number;
+  readonly direct: DirectBulkResult & {
+    readonly entitiesPerSec: number;
+    readonly cpu: CpuWindow;
+    readonly cpuUsPerEntity: ReturnType<typeof cpuPerEntity>;
+  };
+  readonly bulk: Omit<BulkRunReport, 'result'> & {
+    readonly cpuUsPerEntity: ReturnType<typeof cpuPerEntity>;
+    readonly status: string;
+    readonly written: number;
+    readonly failed: number;
+    readonly runs: number;
+  };
+  /** Bulk entities/s over direct entities/s. */
+  readonly ratio: number;
+  readonly remoteMatchesLocal: boolean;
+  readonly remoteContacts: number | null;
+}
+
+/** Runs one size; everything it opens is closed again through `cleanups` or before it returns. */
+export async function runPhase(stack: BulkBenchStack, entities: number, cleanups: Cleanups): Promise<PhaseReport> {
+  const { log, remote } = stack;
+  const database = await createTestDatabase(stack.databaseUrl);
+  cleanups.add(`drop the database of ${entities}`, () => database.drop());
+  const temporal = await resolveTemporalSettings({ address: stack.temporalAddress }, {});
+  if (!temporal) throw new Error('unreachable: an address was given');
+  const tidesync = await startTidesync(demoDeclarations, { servers: { databaseUrl: database.url, temporal, uiUrl: null }, log });
+  try {
+    const seeding = performance.now();
+    await ensureContactsTable(tidesync.db);
+    await seedContacts(tidesync.db, entities);
+    const seedMs = Math.round(performance.now() - seeding);
+    log(`${entities}: seeded in ${seedMs} ms`);
+    const integration = await tidesync.client.upsertIntegration({
+      type: 'demo',
+      name: INTEGRATION,
+      transport: { baseUrl: remote.url },
+      secretRef: `env:${DEMO_TOKEN_ENV}`,
+    });
+
+    const directOptions = {
+      runtime: tidesync.runtime,
+      integration,
+      connector: CONNECTOR,
+      pageSize: stack.pageSize,
+      parallelism: stack.parallelism,
+    };
+    await runDirectBulk({
+      ...directOptions,
+      runKey: randomBytes(4).toString('hex'),
+      maxPages: Math.ceil(WARMUP_ENTITIES / stack.pageSize),
+    });
+    await remote.wipe();
+    const window = await openCpuWindow(remote);
+    const direct = await runDirectBulk({ ...directOptions, runKey: randomBytes(4).toString('hex') });
+    const directCpu = await window.close();
+    const directRate = Math.round((direct.read / direct.ms) * 1000);
+    log(`${entities}: direct loop ${Math.round(direct.ms)} ms, ${directRate}/s, written ${direct.written}, failed ${direct.failed}`);
+    if (direct.written !== entities) throw new Error(`the direct loop wrote ${direct.written} of ${entities} contacts`);
+
+    await remote.wipe();
+    const worker = new WorkerProcess({
+      root: stack.root,
+      env: {
+        TIDESYNC_CONFIG: path.join(stack.root, '.build', 'examples', 'demo', 'tidesync.config.js'),
+        DATABASE_URL: database.url,
+        TEMPORAL_ADDRESS: stack.temporalAddress,
+        TIDESYNC_TASK_QUEUE: tidesync.taskQueue,
+        TIDESYNC_WORKFLOW_BUNDLE: stack.workflowBundle,
+        [DEMO_TOKEN_ENV]: stack.token,
+        TIDESYNC_CODEC_KEY: '',
+      },
+      args: ['--no-relay'],
+      nodeArgs: stack.profileDir ? ['--cpu-prof', '--cpu-prof-dir', stack.profileDir] : [],
+      metricsPort: await freePort(),
+      logFile: path.join(stack.folder, `worker-${entities}.log`),
+      ledger: stack.ledger,
+      log,
+      signal: stack.signal,
+    });
+    const run = await runBulkExport({
+      tidesync,
+      remote,
+      worker,
+      integration: INTEGRATION,
+      connector: CONNECTOR,
+      pageSize: stack.pageSize,
+      parallelism: stack.parallelism,
+      warmup: {
+        ids: await localContactIds(tidesync.db).then((ids) => ids.slice(0, WARMUP_ENTITIES)),
+        reset: async () => {
+          // As if never exported: no sync state, no remote id written back, an empty remote.
+          await sql`delete from tidesync.sync_state where integration_id = ${integration.id}`.execute(tidesync.db);
+          await sql`update contacts set crm_id = null where crm_id is not null`.execute(tidesync.db);
+          await remote.wipe();
+        },
+      },
+      log,
+    });
+    const { result, ...bulk } = run;
+    log(
+      `${entities}: bulk export ${bulk.ms} ms, ${bulk.entitiesPerSec}/s, ${result.status}, first write after ${bulk.firstWriteMs} ms, ` +
+        `worker peak RSS ${bulk.worker.peakRssMb} MiB, ${bulk.history.events} history events in ${bulk.history.runs} runs`,
+    );
+
+    const crm = new DemoCrmClient({ baseUrl: remote.url, token: stack.token });
+    const comparison = await compareRemoteWithLocal({ integration, crm }, tidesync.db, tidesync.client);
+    for (const m of comparison.mismatches.slice(0, 5)) log(`  contact ${m.id}: ${m.problem}`);
+    const remoteMatchesLocal = comparison.matches && comparison.checked === entities && comparison.remoteContacts === entities;
+    log(`${entities}: remote ${remoteMatchesLocal ? 'matches' : 'DOES NOT match'} local (${comparison.remoteContacts} remote contacts)`);
+    return {
+      entities,
+      seedMs,
+      direct: {
+        ...direct,
+        ms: Math.round(direct.ms),
+        entitiesPerSec: directRate,
+        cpu: directCpu,
+        cpuUsPerEntity: cpuPerEntity(directCpu, entities),
+      },
+      bulk: {
+        ...bulk,
+        cpuUsPerEntity: cpuPerEntity(bulk.cpu, entities),
+        status: result.status,
+        written: result.counters.written,
+        failed: result.counters.failed,
+        runs: result.runs,
+      },
+      ratio: Math.round((bulk.entitiesPerSec / directRate) * 100) / 100,
+      remoteMatchesLocal,
+      remoteContacts: comparison.remoteContacts,
+    };
+  } finally {
+    await tidesync.close();
+  }
+}
