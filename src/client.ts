@@ -7,14 +7,20 @@ import type { Kysely } from 'kysely';
 import type { TidesyncDatabase } from './store/schema';
 import { type EntityId, encodeEntityId, parseEntityId } from './entity-id';
 import { type IntegrationSettings, getIntegration, refusalReason, upsertIntegration } from './store/integrations';
-import { type JobExecution, listExecutions } from './store/executions';
+import { type ExecutionQuery, type JobExecution, listExecutions } from './store/executions';
 import { type EntitySyncState, listSyncStates } from './store/sync-state';
 import { ConfigurationError, InvalidEntityIdError } from './errors';
 import type { JobDefinition } from './jobs/definition';
 import { type FailedRecord, listFailedRecords } from './store/failures';
 import { type IntegrationHealth, listIntegrationHealth } from './store/integration-health';
 import { type Runtime, getJob } from './runtime';
-import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from './search-attributes';
+import {
+  CONNECTOR_ATTRIBUTE,
+  ENTITY_ID_ATTRIBUTE,
+  ENTITY_IDS_ATTRIBUTE,
+  INTEGRATION_ATTRIBUTE,
+  STATUS_ATTRIBUTE,
+} from './search-attributes';
 import type { Integration } from './connectors/connector';
 import type { ExportInput, ExportResult, StreamInput } from './workflows';
 import { type StreamStatus, changedSignal, streamChangesSignal, streamStatusQuery } from './workflows/signals';
@@ -196,6 +202,7 @@ export class TidesyncClient {
             { key: INTEGRATION_ATTRIBUTE, value: integration.name },
             { key: CONNECTOR_ATTRIBUTE, value: request.connector },
             { key: ENTITY_ID_ATTRIBUTE, value: key },
+            { key: ENTITY_IDS_ATTRIBUTE, value: [key] },
             { key: STATUS_ATTRIBUTE, value: 'scheduled' },
           ],
         });
@@ -321,7 +328,7 @@ export class TidesyncClient {
   }
 
   /** Recent job execution records, newest first. */
-  async recentExecutions(options: { limit?: number; integration?: string } = {}): Promise<JobExecution[]> {
+  async recentExecutions(options: ExecutionQuery = {}): Promise<JobExecution[]> {
     return listExecutions(this.#db, options);
   }
 

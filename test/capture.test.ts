@@ -100,7 +100,9 @@ describe('change capture triggers', () => {
         db
           .selectFrom('job_execution')
           .selectAll()
-          .where('workflow_id', '=', `export/${integration}/contact/3`)
+          // Captured changes reach the connector's change stream: its pass names the entity.
+          .where('workflow_id', '=', `stream/${integration}/contact`)
+          .where(sql<boolean>`entity_ids @> '["3"]'::jsonb`)
           .where('written_count', '=', 1)
           .orderBy('id', 'desc')
           .executeTakeFirst()
