@@ -121,8 +121,8 @@ describe('change streams', () => {
     const remoteId = (await remoteIdOf(7)) as string;
     demo.remote.resetStats();
 
-    // The update's write is slow (applied, answered after 1.5 s); a second change commits meanwhile.
-    demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'PATCH' });
+    // The update's batch write is slow (applied, answered after 1.5 s); a second change commits meanwhile.
+    demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'POST', path: '/contacts/batch' });
     await change(7, 'first update');
     await waitFor('the first update in flight', async () => demo.remote.stats().faultsServed > 0);
     await change(7, 'committed during the write');

@@ -61,6 +61,7 @@ export class PassTimer {
   #queries = 0;
   #active = false;
   #restoreQuery: (() => void) | undefined;
+  readonly #excluded = new WeakSet<object>();
 
   /** Starts or stops timing (a step of the benchmark). */
   set active(on: boolean) {
@@ -115,7 +116,12 @@ export class PassTimer {
     return wrapped;
   }
 
-  /** Times every pg query of this process (tidesync's pools and the relay's). */
+  /** Leaves `client`'s queries out (the application's own pool). */
+  exclude(client: object): void {
+    this.#excluded.add(client);
+  }
+
+  /** Times every pg query of this process (tidesync's pools and the relay's) but the excluded clients'. */
   timeQueries(): void {
     if (this.#restoreQuery) return;
     const proto = PgClient.prototype as unknown as { query: (...args: unknown[]) => unknown };
@@ -124,7 +130,7 @@ export class PassTimer {
     const timer = this;
     proto.query = function (this: unknown, ...args: unknown[]) {
       const result = original.apply(this, args);
-      if (timer.#active && result instanceof Promise) {
+      if (timer.#active && result instanceof Promise && !timer.#excluded.has(this as object)) {
         const began = performance.now();
         result.then(
           () => timer.#countQuery(began),
@@ -149,14 +155,9 @@ export class PassTimer {
 
   /**
    * The breakdown of the runs `temporal` lists for `query` (at most `maxRuns`), with the client-side
-   * times gathered while active; `changes` is how many changes were exported meanwhile and
-   * `appQueries` how many of the timed queries were the benchmark's own commits.
+   * times gathered while active; `changes` is how many changes were exported meanwhile.
    */
-  async breakdown(
-    client: Client,
-    query: string,
-    options: { maxRuns: number; changes: number; appQueries: { count: number; ms: number } },
-  ): Promise<PassBreakdown> {
+  async breakdown(client: Client, query: string, options: { maxRuns: number; changes: number }): Promise<PassBreakdown> {
     const dispatch: number[] = [];
     const task: number[] = [];
     const tasksPerRun: number[] = [];
@@ -218,8 +219,8 @@ export class PassTimer {
       activityResultToTask: spread(resultToTask),
       remotePerChange: spread(this.#remote),
       databasePerChange: {
-        ms: round((this.#queryMs - options.appQueries.ms) / changes),
-        queries: round((this.#queries - options.appQueries.count) / changes),
+        ms: round(this.#queryMs / changes),
+        queries: round(this.#queries / changes),
       },
       runDuration: spread(durations),
       historyEvents: spread(events),

@@ -128,6 +128,9 @@ export const BULK_PAGE_ACTIVITY_OPTIONS: ActivityOptions = {
   },
 };
 
+/** A change stream's pass: one activity over a batch of entities, like a bulk export's page. */
+export const STREAM_PASS_ACTIVITY_OPTIONS: ActivityOptions = BULK_PAGE_ACTIVITY_OPTIONS;
+
 /**
  * Counting the rows of a bulk export and planning its pages: database reads over the identifier
  * index, quick even on large tables; a minute leaves room for a count of millions of rows.

@@ -1,20 +1,32 @@
 /**
  * A connector's change stream: one workflow per (integration, connector), `stream/<integration>/
  * <connector>`, fed by the outbox relay with one signal per batch of changed entities. It runs
- * passes of many entities at once (the job's steps as local activities: one read query for the
- * batch, one process call, the writes under each entity's lock) with a few passes in flight, so
+ * passes of many entities at once (one activity each, as a bulk export's page: one read query for
+ * the batch, one sync-state query, the writes under each entity's lock) with a few in flight, so
  * a change costs a fraction of a workflow instead of a workflow of its own. The coalescing rules
  * of the per-entity export hold per entity (see `stream-state.ts`); the run's `TidesyncEntityIds`
  * lists every entity it exported, and each pass keeps a job execution record naming its
  * entities. The run ends after a quiet spell, and continues as new before its history or its
  * entity list grows large, carrying what still waits.
  */
-import { condition, continueAsNew, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  condition,
+  continueAsNew,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+// Only import the activity types: workflow code must stay free of I/O.
+import type { ExportActivities } from '../activities';
+import type { StreamSettings } from '../activities/stream-pass';
 import type { ExecutionCounters } from '../activities/types';
-import { encodeEntityId } from '../entity-id';
+import { encodeEntityId, type EntityId } from '../entity-id';
 import { ENTITY_IDS_ATTRIBUTE, STATUS_ATTRIBUTE } from '../search-attributes';
-import { runPass } from './export-job';
-import { FOLLOW_UP_MAX_WAIT_MS, FOLLOW_UP_QUIET_PERIOD_MS } from './options';
+import { BOOKKEEPING_ACTIVITY_OPTIONS, FOLLOW_UP_MAX_WAIT_MS, FOLLOW_UP_QUIET_PERIOD_MS, STREAM_PASS_ACTIVITY_OPTIONS } from './options';
+import { gaveUpReason, retryWithinWindow } from './retry-window';
 import { streamChangesSignal, streamStatusQuery } from './signals';
 import { type PendingChange, StreamState } from './stream-state';
 
@@ -36,7 +48,10 @@ export const STREAM_PASSES_PER_RUN = 200;
  */
 export const STREAM_ENTITY_IDS_BUDGET = 1_800;
 
-const PASS_OPTIONS = (job: string) => ({ local: true, job, status: false }) as const;
+// A pass is one (regular) activity: a workflow task is never held open while a pass writes, so
+// new changes are taken in, and new passes started, while others are in flight.
+const passes = proxyActivities<ExportActivities>(STREAM_PASS_ACTIVITY_OPTIONS);
+const bookkeeping = proxyLocalActivities<ExportActivities>(BOOKKEEPING_ACTIVITY_OPTIONS);
 
 /** Input of a stream run. Holds names and ids only: never a secret, never entity data. */
 export interface StreamInput {
@@ -75,35 +90,62 @@ export async function streamExport(input: StreamInput): Promise<StreamResult> {
   const counters: ExecutionCounters = { read: 0, processed: 0, written: 0, skipped: 0, failed: 0 };
   const exported = new Set<string>();
   let listBytes = 2;
-  let passes = 0;
+  let passCount = 0;
   let running = 0;
   let failedPasses = 0;
+  let retrying = 0;
   const maxPasses = input.maxPassesPerRun ?? STREAM_PASSES_PER_RUN;
   setHandler(streamStatusQuery, () => ({
     pending: state.pendingCount,
     inFlight: state.inFlightCount,
-    passes,
+    passes: passCount,
     entities: exported.size,
     written: counters.written,
     skipped: counters.skipped,
     failed: counters.failed,
   }));
 
+  const ref = { job: input.job, integration: input.integration, connector: input.connector };
+  const settings: StreamSettings = await bookkeeping.streamBegin(ref);
+
+  /** One pass, waiting out transient failures and an open breaker for the integration's retry window. */
+  const runStreamPass = (ids: readonly EntityId[], pass: number) => {
+    let firstFailure: number | null = null;
+    let waited = false;
+    return retryWithinWindow({
+      attempt: (gate) => passes.streamPass({ ...ref, ids, pass, gate }),
+      giveUp: (last) =>
+        passes.streamPass({ ...ref, ids, pass, giveUp: { error: gaveUpReason(settings.retry, last), attempts: last.attempts } }),
+      integration: input.integration,
+      integrationId: settings.integrationId,
+      retry: settings.retry,
+      windowEndsAt: () => (firstFailure ?? Date.now()) + settings.retry.retryWindowMs,
+      onFailure: () => void (firstFailure ??= Date.now()),
+      onRetrying: () => {
+        waited = true;
+        if (retrying++ === 0) upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: 'retrying' }]);
+      },
+      label: `pass ${pass}`,
+    }).finally(() => {
+      if (waited && --retrying === 0) upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: 'running' }]);
+    });
+  };
+
   const startPass = (batch: readonly PendingChange[]) => {
-    passes += 1;
+    passCount += 1;
     running += 1;
     const keys = batch.map((c) => c.key);
-    for (const key of keys) if (!exported.has(key)) exported.add(key);
+    for (const key of keys) exported.add(key);
     upsertSearchAttributes([{ key: ENTITY_IDS_ATTRIBUTE, value: [...exported] }]);
-    const iteration = passes;
-    const ids = batch.map((c) => c.id);
-    void runPass({ integration: input.integration, connector: input.connector, ids }, iteration, () => undefined, PASS_OPTIONS(input.job))
+    void runStreamPass(
+      batch.map((c) => c.id),
+      passCount,
+    )
       .then(
-        (pass) => {
-          for (const key of Object.keys(counters) as Array<keyof ExecutionCounters>) counters[key] += pass.counters[key];
-          if (pass.status === 'failed') failedPasses += 1;
+        (output) => {
+          for (const key of Object.keys(counters) as Array<keyof ExecutionCounters>) counters[key] += output.counters[key];
         },
-        // The pass could not even begin (its job no longer matches the connector): its record says why.
+        // A configuration error (its record says why) or a refusal the window cannot cure.
         () => void (failedPasses += 1),
       )
       .finally(() => {
@@ -111,14 +153,14 @@ export async function streamExport(input: StreamInput): Promise<StreamResult> {
         state.done(keys, Date.now());
         tick += 1;
         setCurrentDetails(
-          `${passes} passes, ${exported.size} entities; written ${counters.written}, skipped ${counters.skipped}, failed ${counters.failed}`,
+          `${passCount} passes, ${exported.size} entities; written ${counters.written}, skipped ${counters.skipped}, failed ${counters.failed}`,
         );
       });
   };
 
   upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: 'running' }]);
   for (;;) {
-    let full = passes >= maxPasses || workflowInfo().continueAsNewSuggested;
+    let full = passCount >= maxPasses || workflowInfo().continueAsNewSuggested;
     while (!full && running < STREAM_PARALLELISM) {
       // Take what may start now and still fits the run's entity list.
       let bytes = listBytes;
@@ -155,5 +197,5 @@ export async function streamExport(input: StreamInput): Promise<StreamResult> {
   }
   const status = failedPasses > 0 ? 'failed' : counters.failed > 0 ? 'completed_with_failures' : 'completed';
   upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status }]);
-  return { passes, entities: exported.size, counters, failedPasses };
+  return { passes: passCount, entities: exported.size, counters, failedPasses };
 }
