@@ -131,7 +131,11 @@ program
   .option('--json', 'print JSON', false)
   .option('--limit <n>', 'how many', positiveInt, 20)
   .option('--integration <name>', 'only this integration')
-  .action(action((opts: { json: boolean; limit: number; integration?: string }) => statusCommand(opts)));
+  .option('--connector <name>', 'only this connector')
+  .option('--entity <id>', "only the runs that exported this entity (composite ids as 'col=value;col=value')")
+  .action(
+    action((opts: { json: boolean; limit: number; integration?: string; connector?: string; entity?: string }) => statusCommand(opts)),
+  );
 
 program
   .command('failures')

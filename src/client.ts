@@ -2,22 +2,29 @@
  * What the application calls: schedule exports of entities and read their outcome. Unknown
  * integrations, connectors and jobs are rejected here, at the call, never as a stuck workflow.
  */
-import { type Client, WorkflowFailedError } from '@temporalio/client';
+import { type Client, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { TidesyncDatabase } from './store/schema';
 import { type EntityId, encodeEntityId, parseEntityId } from './entity-id';
 import { type IntegrationSettings, getIntegration, refusalReason, upsertIntegration } from './store/integrations';
-import { type JobExecution, listExecutions } from './store/executions';
+import { type ExecutionQuery, type JobExecution, listExecutions } from './store/executions';
 import { type EntitySyncState, listSyncStates } from './store/sync-state';
 import { ConfigurationError, InvalidEntityIdError } from './errors';
 import type { JobDefinition } from './jobs/definition';
 import { type FailedRecord, listFailedRecords } from './store/failures';
 import { type IntegrationHealth, listIntegrationHealth } from './store/integration-health';
 import { type Runtime, getJob } from './runtime';
-import { CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from './search-attributes';
+import {
+  CONNECTOR_ATTRIBUTE,
+  ENTITY_ID_ATTRIBUTE,
+  ENTITY_IDS_ATTRIBUTE,
+  INTEGRATION_ATTRIBUTE,
+  STATUS_ATTRIBUTE,
+} from './search-attributes';
 import type { Integration } from './connectors/connector';
-import type { ExportInput, ExportResult } from './workflows';
-import { changedSignal } from './workflows/signals';
+import type { ExportInput, ExportResult, StreamInput } from './workflows';
+import { type StreamStatus, changedSignal, streamChangesSignal, streamStatusQuery } from './workflows/signals';
+import type { streamExport } from './workflows/stream-export';
 
 import { DEFAULT_TASK_QUEUE } from './config/servers';
 import { type BulkExportRequest, type BulkExportSummary, BulkExports, type StartedBulkExport } from './bulk-exports';
@@ -67,6 +74,15 @@ export interface TidesyncClientOptions {
 export function exportWorkflowId(integration: string, connector: string, id: EntityId): string {
   return `export/${integration}/${connector}/${encodeEntityId(id)}`;
 }
+
+/** The workflow id of a connector's change stream (see `workflows/stream-export.ts`). */
+export function streamWorkflowId(integration: string, connector: string): string {
+  return `stream/${integration}/${connector}`;
+}
+
+/** Changes handed to a connector's change stream: accepted (with the stream's run), or refused with the reason. */
+export type StreamedChange =
+  { readonly scheduled: true; readonly key: string; readonly workflowId: string; readonly runId: string } | RefusedExport;
 
 /** Schedules exports and reads their results. */
 export class TidesyncClient {
@@ -164,17 +180,9 @@ export class TidesyncClient {
     request: { integration: string; connector: string; ids: readonly EntityId[] },
     options: { invalidIds?: 'throw' | 'refuse' } = {},
   ): Promise<ScheduleResult[]> {
-    const integration = await getIntegration(this.#db, request.integration);
-    const job = getJob(this.#runtime, this.#runtime.connectors.exportWorkflowType(integration.type, request.connector));
-    const refusal = refusalReason(integration);
-    if (refusal) return request.ids.map((id) => ({ scheduled: false, key: encodeEntityId(id), reason: refusal }));
-    const problems = await this.#checkIds(job, request.ids);
-    const bad = problems.filter((p): p is string => p !== null);
-    if (bad.length > 0 && options.invalidIds !== 'refuse') {
-      throw new InvalidEntityIdError(
-        bad.length === 1 ? (bad[0] as string) : `${bad.length} entity ids are not valid: ${bad.slice(0, 3).join('; ')}`,
-      );
-    }
+    const checked = await this.#check(request, options);
+    if ('refused' in checked) return checked.refused;
+    const { integration, job, problems } = checked;
     return Promise.all(
       request.ids.map(async (id, i): Promise<ScheduleResult> => {
         const problem = problems[i];
@@ -194,12 +202,88 @@ export class TidesyncClient {
             { key: INTEGRATION_ATTRIBUTE, value: integration.name },
             { key: CONNECTOR_ATTRIBUTE, value: request.connector },
             { key: ENTITY_ID_ATTRIBUTE, value: key },
+            { key: ENTITY_IDS_ATTRIBUTE, value: [key] },
             { key: STATUS_ATTRIBUTE, value: 'scheduled' },
           ],
         });
         return { scheduled: true, workflowId, runId: handle.signaledRunId, job: job.name, key };
       }),
     );
+  }
+
+  /**
+   * Hands changed entities of one connector to its change stream: one signal-with-start on
+   * `stream/<integration>/<connector>` for all of them, which exports them in batches with the
+   * per-entity coalescing rules (the outbox relay calls this). Checks as `scheduleExports` does.
+   */
+  async streamExports(
+    request: { integration: string; connector: string; ids: readonly EntityId[] },
+    options: { invalidIds?: 'throw' | 'refuse' } = {},
+  ): Promise<StreamedChange[]> {
+    const checked = await this.#check(request, options);
+    if ('refused' in checked) return checked.refused;
+    const { integration, job, problems } = checked;
+    const accepted = request.ids.filter((_, i) => !problems[i]);
+    let started: { workflowId: string; runId: string } | undefined;
+    if (accepted.length > 0) {
+      const workflowId = streamWorkflowId(integration.name, request.connector);
+      const input: StreamInput = { integration: integration.name, connector: request.connector, job: job.name };
+      const handle = await this.#temporal.workflow.signalWithStart<typeof streamExport, [{ ids: readonly EntityId[] }]>('streamExport', {
+        taskQueue: this.#taskQueue,
+        workflowId,
+        args: [input],
+        signal: streamChangesSignal,
+        signalArgs: [{ ids: accepted }],
+        staticSummary: `Stream of ${request.connector} changes to ${integration.name}`,
+        staticDetails: `Job **${job.title}** (\`${job.name}\`), integration \`${integration.name}\` (${integration.type}), connector \`${request.connector}\`: changes from the outbox, exported in batches.`,
+        typedSearchAttributes: [
+          { key: INTEGRATION_ATTRIBUTE, value: integration.name },
+          { key: CONNECTOR_ATTRIBUTE, value: request.connector },
+          { key: STATUS_ATTRIBUTE, value: 'scheduled' },
+        ],
+      });
+      started = { workflowId, runId: handle.signaledRunId };
+    }
+    return request.ids.map((id, i): StreamedChange => {
+      const key = encodeEntityId(id);
+      const problem = problems[i];
+      if (problem || !started) return { scheduled: false, key, reason: problem ?? 'not valid' };
+      return { scheduled: true, key, ...started };
+    });
+  }
+
+  /**
+   * What a connector's change stream is doing (waiting and in-flight entities, passes, counters),
+   * or null when none runs (it ends after a quiet spell).
+   */
+  async streamStatus(integration: string, connector: string): Promise<StreamStatus | null> {
+    const handle = this.#temporal.workflow.getHandle(streamWorkflowId(integration, connector));
+    try {
+      if ((await handle.describe()).status.name !== 'RUNNING') return null;
+      return await handle.query(streamStatusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  /** The integration and job of a request, and each id's problem; or every id refused by the settings. */
+  async #check(
+    request: { integration: string; connector: string; ids: readonly EntityId[] },
+    options: { invalidIds?: 'throw' | 'refuse' },
+  ): Promise<{ integration: Integration; job: JobDefinition; problems: ReadonlyArray<string | null> } | { refused: RefusedExport[] }> {
+    const integration = await getIntegration(this.#db, request.integration);
+    const job = getJob(this.#runtime, this.#runtime.connectors.exportWorkflowType(integration.type, request.connector));
+    const refusal = refusalReason(integration);
+    if (refusal) return { refused: request.ids.map((id) => ({ scheduled: false, key: encodeEntityId(id), reason: refusal })) };
+    const problems = await this.#checkIds(job, request.ids);
+    const bad = problems.filter((p): p is string => p !== null);
+    if (bad.length > 0 && options.invalidIds !== 'refuse') {
+      throw new InvalidEntityIdError(
+        bad.length === 1 ? (bad[0] as string) : `${bad.length} entity ids are not valid: ${bad.slice(0, 3).join('; ')}`,
+      );
+    }
+    return { integration, job, problems };
   }
 
   /** The first step's reader checks the ids it will be given (when it can). */
@@ -244,7 +328,7 @@ export class TidesyncClient {
   }
 
   /** Recent job execution records, newest first. */
-  async recentExecutions(options: { limit?: number; integration?: string } = {}): Promise<JobExecution[]> {
+  async recentExecutions(options: ExecutionQuery = {}): Promise<JobExecution[]> {
     return listExecutions(this.#db, options);
   }
 

@@ -12,8 +12,19 @@ export const INTEGRATION_ATTRIBUTE = defineSearchAttributeKey('TidesyncIntegrati
 export const CONNECTOR_ATTRIBUTE = defineSearchAttributeKey('TidesyncConnector', SearchAttributeType.KEYWORD);
 /** Encoded entity id. */
 export const ENTITY_ID_ATTRIBUTE = defineSearchAttributeKey('TidesyncEntityId', SearchAttributeType.KEYWORD);
+/**
+ * Encoded ids of every entity a run exported: one for a per-entity run, many for a connector's
+ * change stream, so `TidesyncEntityIds = "42"` finds every run that exported entity 42.
+ */
+export const ENTITY_IDS_ATTRIBUTE = defineSearchAttributeKey('TidesyncEntityIds', SearchAttributeType.KEYWORD_LIST);
 /** Run status: running, completed, completed_with_failures, failed. */
 export const STATUS_ATTRIBUTE = defineSearchAttributeKey('TidesyncStatus', SearchAttributeType.KEYWORD);
 
 /** Every custom search attribute, for registration at server start. */
-export const SEARCH_ATTRIBUTES = [INTEGRATION_ATTRIBUTE, CONNECTOR_ATTRIBUTE, ENTITY_ID_ATTRIBUTE, STATUS_ATTRIBUTE] as const;
+export const SEARCH_ATTRIBUTES = [
+  INTEGRATION_ATTRIBUTE,
+  CONNECTOR_ATTRIBUTE,
+  ENTITY_ID_ATTRIBUTE,
+  ENTITY_IDS_ATTRIBUTE,
+  STATUS_ATTRIBUTE,
+] as const;

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,23 +5,9 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { compareRemoteWithLocal, type Demo, DEMO_TOKEN_ENV, setupDemo } from '../examples/demo/demo-setup';
 import { createTestDatabase, startTestEngine, type TestEngine, uniqueName, waitFor } from './helpers';
+import { DEMO_CONFIG, ROOT, runCli } from './support/cli';
 
-const root = path.resolve(__dirname, '..');
-// The demo is an application of the package: the CLI runs it through its (compiled) config file.
-const DEMO_CONFIG = path.join(root, '.build/examples/demo/tidesync.config.js');
-
-/** Runs the real command line (the compiled one, as users do) and collects its output. */
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(root, 'bin/tidesync.js'), ...args], { cwd: root, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const root = ROOT;
 
 const jsonLines = (stdout: string) =>
   stdout

@@ -155,7 +155,7 @@ describe('metrics, health and the outbox backlog', () => {
         { integration, connector: 'contact', entity_id: '4', status: 'pending', created_at: old },
       ])
       .execute();
-    const relay = new OutboxRelay({ db: database.db, databaseUrl: database.url, client: { scheduleExports: async () => [] } });
+    const relay = new OutboxRelay({ db: database.db, databaseUrl: database.url, client: { streamExports: async () => [] } });
     expect(await relay.purgeOld()).toBe(2);
     const left = await database.db.selectFrom('outbox').select(['entity_id', 'status']).orderBy('id').execute();
     expect(left).toEqual([

@@ -74,6 +74,45 @@ describe('workflow replay', () => {
               await record('lifecycle-window-exhausted', 5);
             },
           ],
+          // Recorded with passes as local activities (patched 'local-pass').
+          ['local-pass-create', () => record('local-pass-create', 1)],
+          [
+            'local-pass-coalesced-update',
+            async () => {
+              await sql`update contacts set phone = 'first change' where id = 1`.execute(database.app);
+              demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'PATCH' });
+              await record('local-pass-coalesced-update', 1, async () => {
+                await new Promise((resolve) => setTimeout(resolve, 700));
+                await sql`update contacts set phone = 'changed during the run' where id = 1`.execute(database.app);
+                await engine.client.scheduleExport({ integration: 'replay', connector: 'contact', id: 1 });
+              });
+            },
+          ],
+          [
+            'local-pass-window-exhausted',
+            async () => {
+              await engine.client.upsertIntegration({ ...settings, retryWindowMs: 4000, probeIntervalMs: 1000, breakerThreshold: 1000 });
+              demo.remote.injectFault({ kind: '5xx', status: 503, count: 1_000_000, method: 'POST' });
+              await record('local-pass-window-exhausted', 2);
+              await engine.client.upsertIntegration({ ...settings, retryWindowMs: 60_000, probeIntervalMs: 1000, breakerThreshold: 1000 });
+            },
+          ],
+          [
+            // A change stream: two batches, the second while the first is written, one entity in both.
+            'stream-passes',
+            async () => {
+              await sql`update contacts set phone = 'streamed' where id in (3, 4, 5)`.execute(database.app);
+              demo.remote.injectFault({ kind: 'slow', delayMs: 800, apply: true, count: 1, method: 'PATCH' });
+              const [first] = await engine.client.streamExports({ integration: 'replay', connector: 'contact', ids: [3, 4] });
+              if (!first?.scheduled) throw new Error('stream refused');
+              await new Promise((resolve) => setTimeout(resolve, 300));
+              await sql`update contacts set phone = 'streamed again' where id = 4`.execute(database.app);
+              await engine.client.streamExports({ integration: 'replay', connector: 'contact', ids: [4, 5, 12345] });
+              const handle = engine.temporal.workflow.getHandle(first.workflowId, first.runId);
+              await handle.result();
+              await writeFile(path.join(FIXTURES, 'stream-passes.json'), historyToJSON(await handle.fetchHistory()));
+            },
+          ],
         ];
         for (const [name, run] of scenarios) {
           if (existsSync(path.join(FIXTURES, `${name}.json`))) continue;
@@ -91,7 +130,7 @@ describe('workflow replay', () => {
 
   it('should replay every recorded history with the current workflow code', async () => {
     const files = (await readdir(FIXTURES)).filter((f) => f.endsWith('.json')).sort();
-    expect(files.length).toBeGreaterThanOrEqual(7);
+    expect(files.length).toBeGreaterThanOrEqual(11);
     const bundlePath = process.env['TIDESYNC_WORKFLOW_BUNDLE'];
     const workflows = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../src/workflows') };
     for (const file of files) {

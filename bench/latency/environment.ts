@@ -5,10 +5,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@temporalio/client';
-import type { Kysely } from 'kysely';
-import { type Integration, OutboxRelay, type Runtime, type TidesyncClient, openDatabases } from 'tidesync';
+import { Kysely, PostgresDialect } from 'kysely';
+import { Pool } from 'pg';
+import { type Integration, OutboxRelay, type Runtime, type TidesyncClient } from 'tidesync';
 import { createTestDatabase, startTestServers, startTestTidesync } from 'tidesync/testing';
 import { demoDeclarations } from '../../examples/demo';
+import { DemoContactWriter } from '../../examples/demo/contact-writer';
+import { PassTimer } from './breakdown';
 import { setupDemo } from '../../examples/demo/demo-setup';
 import { ensureContactsTable, seedContacts } from '../../examples/demo/local-contacts';
 import type { CrmContact } from '../../examples/demo/remote/crm-contact';
@@ -44,6 +47,10 @@ export interface BenchEnvironment {
   readonly client: TidesyncClient;
   readonly integration: Integration;
   readonly remote: DemoCrmServer;
+  /** The Temporal client (histories, visibility). */
+  readonly temporal: Client;
+  /** Times the relay's calls, the writer and tidesync's queries (see `breakdown.ts`). */
+  readonly timer: PassTimer;
   readonly stackMs: number;
   /** Routes the demo CRM's write hook; null stops observing. */
   observeWrites(observer: ((contact: CrmContact) => void) | null): void;
@@ -73,13 +80,20 @@ export async function startEnvironment(options: EnvironmentOptions, cleanups: Cl
   const stackMs = Math.round(performance.now() - began);
   const database = await createTestDatabase(servers.databaseUrl);
   cleanups.add('drop the database', () => database.drop());
-  const app = openDatabases(database.url, { max: 10 });
-  cleanups.add('close the app pool', () => app.destroy());
+  const timer = new PassTimer();
+  // The application's own pool: its queries (the benchmark's commits) are not tidesync's database time.
+  const pool = new Pool({ connectionString: database.url, max: 10 });
+  pool.on('connect', (client) => timer.exclude(client));
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const app = { app: new Kysely<any>({ dialect: new PostgresDialect({ pool }) }) };
+  cleanups.add('close the app pool', () => app.app.destroy());
   // The job reads `contacts`: it must exist before the worker starts (the worker checks its jobs).
   await ensureContactsTable(app.app);
   await seedContacts(app.app, options.contacts);
 
-  const tidesync = await startTestTidesync(demoDeclarations, {
+  // The demo's declarations, with the writer timed.
+  const declarations = { ...demoDeclarations, writers: { 'demo.contact_writer': timer.writer(new DemoContactWriter()) } };
+  const tidesync = await startTestTidesync(declarations, {
     databaseUrl: database.url,
     temporalAddress: servers.temporalAddress,
     poolSize: 20,
@@ -98,7 +112,7 @@ export async function startEnvironment(options: EnvironmentOptions, cleanups: Cl
   });
   cleanups.add('stop the demo CRM', () => demo.remote.stop());
   log(`demo CRM ${demo.remote.url}, ${options.contacts} contacts`);
-  const relay = new OutboxRelay({ db: tidesync.store, databaseUrl: database.url, client: tidesync.client, log });
+  const relay = new OutboxRelay({ db: tidesync.store, databaseUrl: database.url, client: timer.scheduler(tidesync.client), log });
   cleanups.add('stop the relay', () => relay.stop());
 
   return {
@@ -107,6 +121,8 @@ export async function startEnvironment(options: EnvironmentOptions, cleanups: Cl
     client: tidesync.client,
     integration: demo.integration,
     remote: demo.remote,
+    temporal: tidesync.temporal,
+    timer,
     stackMs,
     observeWrites: (next) => void (observer = next),
     startRelay: () => relay.start(),

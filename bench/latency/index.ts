@@ -9,16 +9,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { localContactIds } from '../../examples/demo/demo-setup';
 import { DirectPipeline } from './direct';
 import { Cleanups, type BenchEnvironment, startEnvironment } from './environment';
-import { type StepReport, sustainedRate } from './measure';
-import { type PhasePlan, runPhase } from './phases';
+import type { PassBreakdown } from './breakdown';
+import { type StepReport, sustainedRate, sustainedWithin } from './measure';
+import { type PhasePlan, type PhaseStep, runPhase } from './phases';
 import { ChangeStream } from './stream';
 
 const CONTACTS = 200;
 const INTEGRATION = 'bench';
 const CONNECTOR = 'contact';
 const DIRECT_CONCURRENCY = 8;
-/** Six steps of six seconds per phase keep the whole run under about three minutes on two cores. */
-const PLAN: PhasePlan = { rates: [5, 10, 20, 40, 80, 160], stepMs: 6_000, drainMs: 15_000, settleMs: 500 };
+/** Six steps of six seconds per phase, up to 400 changes/s, keep the whole run to a few minutes on two cores. */
+const PLAN: PhasePlan = { rates: [5, 25, 50, 100, 200, 400], stepMs: 6_000, drainMs: 15_000, settleMs: 500 };
+/** The rate whose passes are broken down (quiet enough that passes do not overlap). */
+const BREAKDOWN_RATE = 5;
+/** Histories read per step (all of a step's runs at high rates, where batching makes them few). */
+const MAX_RUNS_PER_STEP = 200;
 /** Longest wait for the last follow-up passes of a phase to finish. */
 const QUIET_TIMEOUT_MS = 15_000;
 
@@ -34,10 +39,27 @@ export interface LatencyResult {
   readonly bench: 'latency';
   readonly machine: { readonly cpus: number; readonly node: string };
   readonly config: PhasePlan & { readonly contacts: number; readonly directConcurrency: number };
-  readonly steps: { readonly temporal: StepReport[]; readonly direct: StepReport[] };
+  readonly steps: { readonly temporal: PhaseStep[]; readonly direct: PhaseStep[] };
   readonly temporal: Percentiles | null;
   readonly direct: Percentiles | null;
-  readonly sustained: { readonly temporal: number | null; readonly direct: number | null };
+  /** Where the time of a pass goes, at `BREAKDOWN_RATE` changes/s. */
+  readonly breakdown: PassBreakdown | null;
+  /** Per offered rate: the Temporal path against the direct loop. */
+  readonly byRate: ReadonlyArray<{
+    readonly offered: number;
+    readonly temporal: Pick<StepReport, 'deliveredPerSec' | 'writesPerSec' | 'p50' | 'p95' | 'p99' | 'drainedMs' | 'undelivered'> & {
+      readonly historyEventsPerChange: number | null;
+    };
+    readonly direct: Pick<StepReport, 'deliveredPerSec' | 'writesPerSec' | 'p50' | 'p95' | 'p99'> | null;
+    readonly ratio: { readonly p50: number | null; readonly delivered: number | null };
+  }>;
+  readonly sustained: {
+    readonly temporal: number | null;
+    readonly direct: number | null;
+    /** The highest rate with everything delivered and p95 within 1 s (the issue's target: 100/s). */
+    readonly temporalP95Within1s: number | null;
+    readonly directP95Within1s: number | null;
+  };
   readonly ratio: { readonly p50: number | null; readonly p95: number | null; readonly sustained: number | null };
   readonly stackMs: number;
   readonly totalMs: number;
@@ -50,6 +72,9 @@ export async function runLatencyBench(log: (line: string) => void): Promise<Late
   let result: Omit<LatencyResult, 'totalMs'>;
   try {
     const env = await startEnvironment({ contacts: CONTACTS, integrationName: INTEGRATION, log }, cleanups);
+    env.timer.timeQueries();
+    cleanups.add('stop timing queries', async () => env.timer.restore());
+    let breakdown: PassBreakdown | null = null;
     const remoteIds = await exportAll(env, log);
     const stream = new ChangeStream({ db: env.appDb, contactIds: [...remoteIds.keys()], integration: INTEGRATION });
 
@@ -60,8 +85,30 @@ export async function runLatencyBench(log: (line: string) => void): Promise<Late
       stream,
       remoteIds,
       log,
-      delivery: { name: 'temporal', outbox: true, observe: (t) => env.observeWrites(t && ((c) => t.written(c))), settle },
+      delivery: {
+        name: 'temporal',
+        outbox: true,
+        observe: (t) => env.observeWrites(t && ((c) => t.written(c))),
+        settle,
+        beforeStep: (rate) => void (env.timer.active = rate === BREAKDOWN_RATE),
+        afterStep: async (report, began) => {
+          env.timer.active = false;
+          const query = `TidesyncIntegration = '${INTEGRATION}' AND StartTime >= '${began.toISOString()}'`;
+          const events = await historyEvents(env, query);
+          const delivered = report.changes - report.undelivered;
+          const extra: Record<string, unknown> = {
+            runs: events.runs,
+            historyEvents: events.events,
+            historyEventsPerChange: delivered > 0 ? Math.round((events.events / delivered) * 100) / 100 : null,
+          };
+          if (report.offered === BREAKDOWN_RATE) {
+            breakdown = await env.timer.breakdown(env.temporal, query, { maxRuns: MAX_RUNS_PER_STEP, changes: delivered });
+          }
+          return extra;
+        },
+      },
     });
+    env.timer.restore();
     await settle();
 
     const integration = env.integration;
@@ -89,7 +136,30 @@ export async function runLatencyBench(log: (line: string) => void): Promise<Late
       },
     });
 
-    const sustained = { temporal: sustainedRate(temporal), direct: sustainedRate(direct) };
+    const sustained = {
+      temporal: sustainedRate(temporal),
+      direct: sustainedRate(direct),
+      temporalP95Within1s: sustainedWithin(temporal, 1000),
+      directP95Within1s: sustainedWithin(direct, 1000),
+    };
+    const byRate = temporal.map((t) => {
+      const d = direct.find((x) => x.offered === t.offered);
+      return {
+        offered: t.offered,
+        temporal: {
+          deliveredPerSec: t.deliveredPerSec,
+          writesPerSec: t.writesPerSec,
+          p50: t.p50,
+          p95: t.p95,
+          p99: t.p99,
+          drainedMs: t.drainedMs,
+          undelivered: t.undelivered,
+          historyEventsPerChange: (t['historyEventsPerChange'] as number | null | undefined) ?? null,
+        },
+        direct: d ? { deliveredPerSec: d.deliveredPerSec, writesPerSec: d.writesPerSec, p50: d.p50, p95: d.p95, p99: d.p99 } : null,
+        ratio: { p50: ratio(t.p50, d?.p50), delivered: ratio(t.deliveredPerSec, d?.deliveredPerSec) },
+      };
+    });
     const low = { temporal: percentiles(temporal[0]), direct: percentiles(direct[0]) };
     result = {
       bench: 'latency',
@@ -98,6 +168,8 @@ export async function runLatencyBench(log: (line: string) => void): Promise<Late
       steps: { temporal, direct },
       temporal: low.temporal,
       direct: low.direct,
+      breakdown,
+      byRate,
       sustained,
       ratio: {
         p50: ratio(low.temporal?.p50, low.direct?.p50),
@@ -132,6 +204,18 @@ async function exportAll(env: BenchEnvironment, log: (line: string) => void): Pr
   log(`exported ${ids.length} contacts in ${Math.round(performance.now() - began)} ms`);
   await waitQuiet(env, log);
   return remoteIds;
+}
+
+/** Runs the visibility query lists (at most `MAX_RUNS_PER_STEP`) and the history events they hold. */
+async function historyEvents(env: BenchEnvironment, query: string): Promise<{ runs: number; events: number }> {
+  let runs = 0;
+  let events = 0;
+  for await (const run of env.temporal.workflow.list({ query })) {
+    if (runs >= MAX_RUNS_PER_STEP) break;
+    runs += 1;
+    events += (await env.temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events?.length ?? 0;
+  }
+  return { runs, events };
 }
 
 /** Waits (bounded) until no export workflow of the integration runs, so phases do not overlap. */

@@ -15,7 +15,7 @@ export function phoneOf(seq: number): string {
 const PHONE = /^bench-(\d+)$/;
 
 /** Latency and throughput of one step (a fixed offered rate for a fixed time). */
-export interface StepReport {
+export type StepReport = {
   /** Changes per second the schedule offered. */
   readonly offered: number;
   readonly changes: number;
@@ -31,7 +31,9 @@ export interface StepReport {
   readonly p99: number;
   readonly max: number;
   readonly undelivered: number;
-}
+  /** From the end of the offer to the last delivery (ms): how long the backlog took to drain. */
+  readonly drainedMs: number;
+};
 
 interface Delivery {
   readonly seq: number;
@@ -100,7 +102,7 @@ export class LatencyTracker {
   }
 
   /** The report of the step whose changes are seqs [from, to]. */
-  report(offered: number, from: number, to: number): StepReport {
+  report(offered: number, from: number, to: number, offerEnded: number): StepReport {
     const commits: number[] = [];
     const deliveries: number[] = [];
     const latencies: number[] = [];
@@ -128,6 +130,7 @@ export class LatencyTracker {
       p99: percentile(latencies, 99),
       max: round(latencies.at(-1) ?? Number.NaN),
       undelivered: commits.length - latencies.length,
+      drainedMs: deliveries.length > 0 ? round(Math.max(0, Math.max(...deliveries) - offerEnded)) : Number.NaN,
     };
   }
 }
@@ -156,6 +159,15 @@ export function ratePerSec(times: readonly number[]): number {
 
 function round(value: number): number {
   return Math.round(value * 10) / 10;
+}
+
+/**
+ * The issue's sustained rate: the highest offered rate with every change delivered, at least 90%
+ * of it delivered per second, and p95 within `p95Ms`. Null when no step qualifies.
+ */
+export function sustainedWithin(steps: readonly StepReport[], p95Ms: number): number | null {
+  const ok = steps.filter((s) => s.p95 <= p95Ms && s.undelivered === 0 && s.deliveredPerSec >= 0.9 * s.offered);
+  return ok.length > 0 ? Math.max(...ok.map((s) => s.offered)) : null;
 }
 
 /**

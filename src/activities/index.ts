@@ -19,6 +19,7 @@ import { writeBackRemoteIds } from '../store/write-back';
 import { createWriteStep } from './write-activity';
 import { createFailureActivities } from './failure-activities';
 import { createBulkActivities } from './bulk-activities';
+import { createStreamActivities } from './stream-pass';
 import type {
   ExecutionPlan,
   FinishInput,
@@ -121,6 +122,9 @@ export function createActivities(deps: ActivityDependencies) {
 
     // The bulk export's: begin, plan pages, run a page, keep the execution record.
     ...classifiedAll(createBulkActivities(runtime, resolveSecret, metrics)),
+
+    // The change stream's: its settings (a local activity) and one batch of changes.
+    ...classifiedAll(createStreamActivities(runtime, resolveSecret, metrics)),
 
     /**
      * Writes remote ids of newly created records back into the local table, marked as tidesync's

@@ -48,7 +48,8 @@ export function createWriteStep(runtime: Runtime, resolveSecret: SecretResolver,
       warnings: [] as string[],
     };
     for (const change of input.changes) {
-      ctx.heartbeat({ key: change.key });
+      // Local activities (runs patched with `local-pass`) cannot heartbeat.
+      if (!ctx.info.isLocal) ctx.heartbeat({ key: change.key });
       let outcome: RecordOutcome;
       try {
         outcome = await writeOneLocked(locked, change, parseEntityId(change.key));

@@ -1,5 +1,6 @@
 /** `tidesync status`: each integration's circuit breaker, then recent job executions as a table (or JSON). */
 import type { IntegrationHealth } from '../store/integration-health';
+import { encodeEntityId, parseEntityId } from '../entity-id';
 import { openCommandContext } from './connect';
 
 /** Options of the status command. */
@@ -7,6 +8,9 @@ export interface StatusCommandOptions {
   readonly json: boolean;
   readonly limit: number;
   readonly integration?: string;
+  readonly connector?: string;
+  /** Only the runs that exported this entity. */
+  readonly entity?: string;
 }
 
 /**
@@ -16,7 +20,9 @@ export interface StatusCommandOptions {
 export async function statusCommand(options: StatusCommandOptions): Promise<number> {
   const ctx = await openCommandContext();
   try {
-    if (!options.json) {
+    // Normalised as the engine writes it (composite ids sorted by column); a bad id is an error here.
+    const entity = options.entity === undefined ? undefined : encodeEntityId(parseEntityId(options.entity));
+    if (!options.json && entity === undefined) {
       const health = await ctx.client.integrationHealth(options.integration ? { integration: options.integration } : {});
       for (const h of health) console.log(describeHealth(h));
       if (health.length > 0) console.log('');
@@ -24,13 +30,19 @@ export async function statusCommand(options: StatusCommandOptions): Promise<numb
     const rows = await ctx.client.recentExecutions({
       limit: options.limit,
       ...(options.integration ? { integration: options.integration } : {}),
+      ...(options.connector ? { connector: options.connector } : {}),
+      ...(entity !== undefined ? { entity } : {}),
     });
     if (options.json) {
       console.log(JSON.stringify(rows));
       return 0;
     }
+    if (entity !== undefined) {
+      // The same runs in the Temporal UI: every run lists the entities it exported.
+      console.log(`runs that exported entity ${entity} (Temporal UI: TidesyncEntityIds = ${JSON.stringify(entity)})`);
+    }
     if (rows.length === 0) {
-      console.log('no job executions yet');
+      console.log(entity === undefined ? 'no job executions yet' : `no job execution exported entity ${entity}`);
       return 0;
     }
     const table = rows.map((r) => ({
@@ -38,7 +50,8 @@ export async function statusCommand(options: StatusCommandOptions): Promise<numb
       job: r.job,
       integration: r.integration,
       connector: r.connector,
-      ids: r.entity_ids.join(','),
+      run: `${r.workflow_id} #${r.iteration}`,
+      ids: r.entity_ids.length > 3 ? `${r.entity_ids.slice(0, 3).join(',')},… (${r.entity_ids.length})` : r.entity_ids.join(','),
       status: r.status,
       'r/p/w/s/f': `${r.read_count}/${r.processed_count}/${r.written_count}/${r.skipped_count}/${r.failed_count}`,
       error: r.failed_step ? `${r.failed_step}: ${r.error ?? ''}` : (r.failures[0]?.message ?? ''),

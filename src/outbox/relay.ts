@@ -1,9 +1,10 @@
 /**
  * The outbox relay: claims pending outbox rows with `FOR UPDATE SKIP LOCKED` (so relays can run
- * side by side), hands each entity to Temporal with signal-with-start, and marks the rows. It wakes
- * on NOTIFY for low latency and polls as a fallback. While Temporal is unreachable the rows stay
+ * side by side), hands the changed entities of each connector to its change stream with one
+ * signal-with-start per batch (`workflows/stream-export.ts`), and marks the rows. It wakes on
+ * NOTIFY for low latency and polls as a fallback. While Temporal is unreachable the rows stay
  * pending and are delivered once it is back; a row delivered twice has no second effect, because
- * the entity's workflow exports the current state and skips what is already on the remote.
+ * the stream exports the current state and skips what is already on the remote.
  */
 import { Client as PgClient } from 'pg';
 import type { Kysely } from 'kysely';
@@ -19,9 +20,9 @@ export const DEFAULT_OUTBOX_RETENTION_MS = 7 * 86_400_000;
 /** Rows deleted per statement, so housekeeping never holds a long transaction. */
 const PURGE_BATCH = 10_000;
 
-/** What the relay needs of a client: hand entities to Temporal, or say why not. */
+/** What the relay needs of a client: hand a connector's changed entities to Temporal, or say why not. */
 export interface ExportScheduler {
-  scheduleExports(
+  streamExports(
     request: { integration: string; connector: string; ids: readonly EntityId[] },
     options: { invalidIds: 'refuse' },
   ): Promise<ReadonlyArray<{ readonly scheduled: true } | { readonly scheduled: false; readonly reason: string }>>;
@@ -101,7 +102,7 @@ export class OutboxRelay {
       const rows = await claimPendingRows(trx, batchSize);
       if (rows.length === 0) return { claimed: 0, dispatched: 0, skipped: 0 };
 
-      // One signal per entity, however many rows (changes) it has in this batch.
+      // One entry per entity, however many rows (changes) it has in this batch; one signal per connector.
       const groups = new Map<string, Group>();
       for (const row of rows) {
         const groupKey = JSON.stringify([row.integration, row.connector]);
@@ -121,7 +122,7 @@ export class OutboxRelay {
         let results;
         try {
           // A row with a bad id is skipped with the reason; the others of its batch go on.
-          results = await client.scheduleExports(
+          results = await client.streamExports(
             { integration: group.integration, connector: group.connector, ids: entries.map((e) => e.id) },
             { invalidIds: 'refuse' },
           );

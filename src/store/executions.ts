@@ -1,4 +1,5 @@
 /** Reads and writes job execution records (`tidesync.job_execution`). */
+import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import type { JobExecutionTable, TidesyncDatabase } from './schema';
 import type { FinishInput, RunRef } from '../activities/types';
@@ -85,13 +86,22 @@ export async function recordBulkExecution(
 /** A job execution record. */
 export type JobExecution = Selectable<JobExecutionTable>;
 
-/** The most recent executions, newest first, optionally for one workflow id. */
-export async function listExecutions(
-  db: Kysely<TidesyncDatabase>,
-  options: { limit?: number; workflowId?: string; integration?: string } = {},
-): Promise<JobExecution[]> {
+/** Which executions to list. */
+export interface ExecutionQuery {
+  readonly limit?: number;
+  readonly workflowId?: string;
+  readonly integration?: string;
+  readonly connector?: string;
+  /** Only the executions that exported this entity (its encoded id, e.g. `42` or `id=1;tenant=2`). */
+  readonly entity?: string;
+}
+
+/** The most recent executions, newest first, optionally for one workflow id, integration, connector or entity. */
+export async function listExecutions(db: Kysely<TidesyncDatabase>, options: ExecutionQuery = {}): Promise<JobExecution[]> {
   let query = db.selectFrom('job_execution').selectAll().orderBy('started_at', 'desc').orderBy('id', 'desc');
   if (options.workflowId) query = query.where('workflow_id', '=', options.workflowId);
   if (options.integration) query = query.where('integration', '=', options.integration);
+  if (options.connector) query = query.where('connector', '=', options.connector);
+  if (options.entity !== undefined) query = query.where(sql<boolean>`entity_ids @> ${JSON.stringify([options.entity])}::jsonb`);
   return query.limit(options.limit ?? 20).execute();
 }

@@ -143,6 +143,12 @@ function migrationsFor(schema: string): Record<string, Migration> {
     '2026_12_02_001_failure_lifecycle': failureLifecycle(schema),
     '2026_12_03_001_pending_create': pendingCreate(schema),
     '2026_12_10_001_bulk_exports': bulkExports(schema),
+    '2026_12_20_001_executions_by_entity': {
+      async up(root: Kysely<unknown>): Promise<void> {
+        // `tidesync status --entity` finds the passes that exported an entity among change streams' many.
+        await sql`create index job_execution_entities_idx on ${q('job_execution')} using gin (entity_ids jsonb_path_ops)`.execute(root);
+      },
+    },
   };
 }
 

@@ -28,7 +28,8 @@ import {
   BOOKKEEPING_ACTIVITY_OPTIONS,
   DATABASE_ACTIVITY_OPTIONS,
   FOLLOW_UP_MAX_WAIT_MS,
-  FOLLOW_UP_QUIET_PERIOD,
+  FOLLOW_UP_QUIET_PERIOD_MS,
+  LOCAL_DATABASE_ACTIVITY_OPTIONS,
   MAX_PASSES_PER_RUN,
   WRITE_ACTIVITY_OPTIONS,
 } from './options';
@@ -59,13 +60,24 @@ export interface ExportResult {
 }
 
 const dbActivities = proxyActivities<ExportActivities>(DATABASE_ACTIVITY_OPTIONS);
+// Runs patched with LOCAL_PASS_PATCH read, process and write back as local activities: they run in
+// the worker inside the workflow task, one marker event each, with no task round trip per step.
+const localDbActivities = proxyLocalActivities<ExportActivities>(LOCAL_DATABASE_ACTIVITY_OPTIONS);
 // Execution records are bookkeeping in our own database: local activities (run in the worker,
 // recorded as one marker event each) spare the server a task round trip per pass.
 const bookkeeping = proxyLocalActivities<ExportActivities>(BOOKKEEPING_ACTIVITY_OPTIONS);
 const writeActivities = proxyActivities<ExportActivities>(WRITE_ACTIVITY_OPTIONS);
 
+/**
+ * The marker of runs whose passes run as local activities (read, process, write, write back):
+ * a pass is then one workflow task and about a dozen history events instead of 28, and no
+ * activity waits for a task queue. Runs recorded before it replay with their activities.
+ */
+export const LOCAL_PASS_PATCH = 'local-pass';
+
 /** Runs the export job named by this workflow's type for the given entities. */
 export async function exportJob(input: ExportInput): Promise<ExportResult> {
+  const local = patched(LOCAL_PASS_PATCH);
   let changed = false;
   let signals = 0;
   setHandler(changedSignal, () => {
@@ -91,10 +103,10 @@ export async function exportJob(input: ExportInput): Promise<ExportResult> {
       let seen: number;
       do {
         seen = signals;
-      } while ((await condition(() => signals !== seen, FOLLOW_UP_QUIET_PERIOD)) && Date.now() < deadline);
+      } while ((await condition(() => signals !== seen, FOLLOW_UP_QUIET_PERIOD_MS)) && Date.now() < deadline);
     }
     passes += 1;
-    const pass = await runPass(input, passes, coverChanges);
+    const pass = await runPass(input, passes, coverChanges, { local, job: workflowInfo().workflowType, status: true });
     for (const key of Object.keys(counters) as Array<keyof ExecutionCounters>) counters[key] += pass.counters[key];
     warnings.push(...pass.warnings);
     failures.push(...pass.failures);
@@ -113,7 +125,8 @@ export async function exportJob(input: ExportInput): Promise<ExportResult> {
   return { status, passes, counters, warnings, failures, conflicts, written };
 }
 
-interface PassResult {
+/** What one pass did. */
+export interface PassResult {
   status: ExecutionStatus;
   error: string | null;
   counters: ExecutionCounters;
@@ -123,10 +136,27 @@ interface PassResult {
   written: WrittenRecord[];
 }
 
+/** How a pass runs. */
+export interface PassOptions {
+  /** Local activities (runs patched with `LOCAL_PASS_PATCH`, and every change stream). */
+  readonly local: boolean;
+  /** The export job. */
+  readonly job: string;
+  /** Keep the run's `TidesyncStatus` search attribute up to date (one entity per run). */
+  readonly status: boolean;
+}
+
 /** One pass: every step in order, recorded as one job execution. */
-async function runPass(input: ExportInput, iteration: number, beforeFirstRead: () => void): Promise<PassResult> {
+export async function runPass(
+  input: Pick<ExportInput, 'integration' | 'connector' | 'ids'>,
+  iteration: number,
+  beforeFirstRead: () => void,
+  options: PassOptions,
+): Promise<PassResult> {
   const info = workflowInfo();
-  const run = { job: info.workflowType, integration: input.integration, connector: input.connector };
+  const { local } = options;
+  const steps = local ? localDbActivities : dbActivities;
+  const run = { job: options.job, integration: input.integration, connector: input.connector };
   const counters: ExecutionCounters = { read: 0, processed: 0, written: 0, skipped: 0, failed: 0 };
   const warnings: string[] = [];
   const failures: RecordFailure[] = [];
@@ -135,7 +165,9 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
   let failedStep: string | null = null;
   let error: string | null = null;
 
-  upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: 'running' }]);
+  // A local pass's first one needs no 'running': the run was started as 'scheduled' a moment ago,
+  // and each upsert costs the server a visibility write.
+  if (options.status && (!local || iteration > 1)) upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: 'running' }]);
   const entityKeys = input.ids.map((id) => encodeEntityId(id));
   const plan = await bookkeeping.beginExecution({ ...run, workflowId: info.workflowId, runId: info.runId, iteration, entityKeys });
 
@@ -144,11 +176,11 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
     try {
       setCurrentDetails(`pass ${iteration}, **${step.title}**: reading ${input.ids.length} entities`);
       if (step === plan.steps[0]) beforeFirstRead();
-      const read = await dbActivities.readStep({ ...stepInput, ids: input.ids });
+      const read = await steps.readStep({ ...stepInput, ids: input.ids });
       counters.read += read.items.length;
 
       setCurrentDetails(`pass ${iteration}, **${step.title}**: processing ${read.items.length} entities`);
-      const processed = await dbActivities.processStep({ ...stepInput, items: read.items, missing: read.missing });
+      const processed = await steps.processStep({ ...stepInput, items: read.items, missing: read.missing });
       counters.processed += read.items.length - processed.failures.length;
       counters.skipped += processed.skipped.length + processed.notFound.length;
       for (const key of processed.notFound) warnings.push(`${step.name}: entity ${key} not found`);
@@ -166,6 +198,7 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
             changes: processed.changes,
             retry: plan.retry ?? DEFAULT_RETRY_SETTINGS,
             label: `pass ${iteration}, **${step.title}**`,
+            local,
           })
         : await writeActivities.writeStep({ ...stepInput, changes: processed.changes });
       for (const w of result.written) {
@@ -192,7 +225,7 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
       const created = result.written.flatMap((w) => (w.operation === 'create' && w.remoteId ? [{ key: w.key, remoteId: w.remoteId }] : []));
       if (step.writeBack && created.length > 0) {
         setCurrentDetails(`pass ${iteration}, **${step.title}**: writing ${created.length} remote ids back`);
-        await dbActivities.writeBackStep({ ...stepInput, records: created });
+        await steps.writeBackStep({ ...stepInput, records: created });
       }
     } catch (err) {
       // A failed step stops the job; the record says which step and why.
@@ -205,7 +238,7 @@ async function runPass(input: ExportInput, iteration: number, beforeFirstRead: (
 
   const status: ExecutionStatus = failedStep ? 'failed' : failures.length > 0 ? 'completed_with_failures' : 'completed';
   await bookkeeping.finishExecution({ runId: info.runId, iteration, status, counters, warnings, failures, conflicts, failedStep, error });
-  upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status }]);
+  if (options.status) upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status }]);
   setCurrentDetails(`pass ${iteration} **${status}**: written ${counters.written}, skipped ${counters.skipped}, failed ${counters.failed}`);
   return { status, error, counters, warnings, failures, conflicts, written };
 }

@@ -8,6 +8,8 @@ import { exportJob } from './export-job';
 
 export { exportJob };
 export { bulkExport } from './bulk-export';
-export { changedSignal } from './signals';
+export { streamExport } from './stream-export';
+export { changedSignal, streamChangesSignal } from './signals';
 export type { ExportInput, ExportResult } from './export-job';
+export type { StreamInput, StreamResult } from './stream-export';
 export default exportJob;

@@ -23,6 +23,15 @@ export const DATABASE_ACTIVITY_OPTIONS: ActivityOptions = {
   retry: { ...DATABASE_RETRY, nonRetryableErrorTypes: [...DATABASE_RETRY.nonRetryableErrorTypes] },
 };
 
+/**
+ * Database steps of a pass run as local activities (runs patched with `local-pass`): retried in
+ * the worker like `DATABASE_ACTIVITY_OPTIONS`.
+ */
+export const LOCAL_DATABASE_ACTIVITY_OPTIONS: LocalActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { ...DATABASE_RETRY, nonRetryableErrorTypes: [...DATABASE_RETRY.nonRetryableErrorTypes] },
+};
+
 /** Execution records (local activities): quick writes to our own database, retried in the worker. */
 export const BOOKKEEPING_ACTIVITY_OPTIONS: LocalActivityOptions = {
   startToCloseTimeout: '30 seconds',
@@ -67,6 +76,24 @@ export const WINDOWED_WRITE_ACTIVITY_OPTIONS: ActivityOptions = {
 };
 
 /**
+ * The windowed write as a local activity (runs patched with `local-pass`): the same attempts and
+ * backoff as `WINDOWED_WRITE_ACTIVITY_OPTIONS`, run in the worker inside the workflow task. A
+ * local activity cannot heartbeat: a worker that dies mid-write is noticed when its workflow
+ * task times out (seconds), and the write runs again on another worker, under the same
+ * idempotency key.
+ */
+export const LOCAL_WRITE_ACTIVITY_OPTIONS: LocalActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '10 seconds',
+    maximumAttempts: WRITE_ATTEMPTS_PER_ACTIVITY,
+    nonRetryableErrorTypes: [...NON_RETRYABLE, 'IntegrationDegradedError'],
+  },
+};
+
+/**
  * Passes one run makes before it continues as new. Each pass adds about 17 history events, so
  * this keeps a busy entity's history far below Temporal's limits.
  */
@@ -77,7 +104,7 @@ export const MAX_PASSES_PER_RUN = 25;
  * before the follow-up pass, so a burst of changes costs one follow-up write, not one per change.
  * The first pass of a run starts at once: a lone change is exported without delay.
  */
-export const FOLLOW_UP_QUIET_PERIOD = '500 milliseconds';
+export const FOLLOW_UP_QUIET_PERIOD_MS = 500;
 
 /** The longest a follow-up pass waits for a burst to end (a steady stream must still be exported). */
 export const FOLLOW_UP_MAX_WAIT_MS = 10_000;
@@ -100,6 +127,9 @@ export const BULK_PAGE_ACTIVITY_OPTIONS: ActivityOptions = {
     nonRetryableErrorTypes: [...NON_RETRYABLE, 'IntegrationDegradedError'],
   },
 };
+
+/** A change stream's pass: one activity over a batch of entities, like a bulk export's page. */
+export const STREAM_PASS_ACTIVITY_OPTIONS: ActivityOptions = BULK_PAGE_ACTIVITY_OPTIONS;
 
 /**
  * Counting the rows of a bulk export and planning its pages: database reads over the identifier

@@ -113,9 +113,12 @@ export function gaveUpReason(retry: RetrySettings, last: { attempts: number; las
 
 /** Reads a failed write activity: transient, refused by the breaker, or for the step to fail (null). */
 function failedWrite(err: unknown): FailedWrite | null {
-  if (!(err instanceof ActivityFailure)) return null;
-  const cause = err.cause;
-  const exhausted = err.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED ? WRITE_ATTEMPTS_PER_ACTIVITY : 1;
+  // An activity fails with an ActivityFailure around the cause; a local activity (runs patched with
+  // `local-pass`) with the cause itself, once its attempts are used up or it is not retryable.
+  const local = err instanceof ApplicationFailure || err instanceof TimeoutFailure;
+  if (!(err instanceof ActivityFailure) && !local) return null;
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  const exhausted = local || err.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED ? WRITE_ATTEMPTS_PER_ACTIVITY : 1;
   if (cause instanceof TimeoutFailure) {
     return { degraded: false, message: `the write timed out (${String(cause.timeoutType)})`, attempts: exhausted, retryInMs: 0 };
   }

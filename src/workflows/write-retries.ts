@@ -3,13 +3,18 @@
  * open breaker are waited out on durable timers until the integration's retry window ends; then
  * the step's changes are marked `failed` and the run completes with them as recorded failures.
  */
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
 // Only import the activity types: workflow code must stay free of I/O.
 import type { ExportActivities } from '../activities';
 import type { PlannedChange, StepInput, WriteStepOutput } from '../activities/types';
 import type { RetrySettings } from '../retry-policy';
 import { STATUS_ATTRIBUTE } from '../search-attributes';
-import { DATABASE_ACTIVITY_OPTIONS, WINDOWED_WRITE_ACTIVITY_OPTIONS } from './options';
+import {
+  DATABASE_ACTIVITY_OPTIONS,
+  LOCAL_DATABASE_ACTIVITY_OPTIONS,
+  LOCAL_WRITE_ACTIVITY_OPTIONS,
+  WINDOWED_WRITE_ACTIVITY_OPTIONS,
+} from './options';
 import { gaveUpReason, retryWithinWindow } from './retry-window';
 
 /** The marker of runs that know the failure lifecycle (`patched()`); older histories replay without it. */
@@ -17,6 +22,8 @@ export const FAILURE_LIFECYCLE_PATCH = 'failure-lifecycle';
 
 const writes = proxyActivities<ExportActivities>(WINDOWED_WRITE_ACTIVITY_OPTIONS);
 const dbActivities = proxyActivities<ExportActivities>(DATABASE_ACTIVITY_OPTIONS);
+const localWrites = proxyLocalActivities<ExportActivities>(LOCAL_WRITE_ACTIVITY_OPTIONS);
+const localDbActivities = proxyLocalActivities<ExportActivities>(LOCAL_DATABASE_ACTIVITY_OPTIONS);
 
 /** What `writeWithRetries` needs. */
 export interface WriteWithRetries {
@@ -25,6 +32,8 @@ export interface WriteWithRetries {
   readonly retry: RetrySettings;
   /** Prefix of the run's current details, e.g. `pass 1, **Push contact**`. */
   readonly label: string;
+  /** Write (and mark failed) with local activities: runs patched with `LOCAL_PASS_PATCH`. */
+  readonly local?: boolean;
 }
 
 /**
@@ -35,7 +44,7 @@ export interface WriteWithRetries {
 export async function writeWithRetries(w: WriteWithRetries): Promise<WriteStepOutput> {
   const windowEnds = Date.now() + w.retry.retryWindowMs;
   return retryWithinWindow({
-    attempt: (gate) => writes.writeStep({ ...w.step, changes: w.changes, gate }),
+    attempt: (gate) => (w.local ? localWrites : writes).writeStep({ ...w.step, changes: w.changes, gate }),
     giveUp: (last) => giveUp(w, last),
     integration: w.step.integration,
     integrationId: w.step.integrationId,
@@ -49,7 +58,7 @@ export async function writeWithRetries(w: WriteWithRetries): Promise<WriteStepOu
 /** The window ran out: keep the changes as `failed`, with the reason and the attempts. */
 async function giveUp(w: WriteWithRetries, last: { attempts: number; lastError: string | null }): Promise<WriteStepOutput> {
   const error = gaveUpReason(w.retry, last);
-  const failures = await dbActivities.markFailed({
+  const failures = await (w.local ? localDbActivities : dbActivities).markFailed({
     ...w.step,
     changes: w.changes.map((c) => ({ key: c.key, hash: c.hash })),
     error,
