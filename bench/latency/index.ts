@@ -88,6 +88,7 @@ export async function runLatencyBench(log: (line: string) => void): Promise<Late
       delivery: {
         name: 'temporal',
         outbox: true,
+        afterCommit: (change) => env.timer.committed(change.id, change.at),
         observe: (t) => env.observeWrites(t && ((c) => t.written(c))),
         settle,
         beforeStep: (rate) => void (env.timer.active = rate === BREAKDOWN_RATE),
