@@ -87,7 +87,9 @@ export {
 // Starting exports from the application
 export { enqueueExport, enqueueExports, OUTBOX_CHANNEL } from './outbox/enqueue';
 export type { AppTransaction, EnqueueOptions, OutboxBatch, OutboxRequest, PgQueryable } from './outbox/enqueue';
-export { TidesyncClient, exportWorkflowId } from './client';
+export { TidesyncClient, exportWorkflowId, streamWorkflowId } from './client';
+export type { StreamedChange } from './client';
+export type { StreamStatus } from './workflows/signals';
 export type {
   ExportOutcome,
   ExportRequest,
