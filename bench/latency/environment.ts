@@ -84,6 +84,8 @@ export async function startEnvironment(options: EnvironmentOptions, cleanups: Cl
   // The application's own pool: its queries (the benchmark's commits) are not tidesync's database time.
   const pool = new Pool({ connectionString: database.url, max: 10 });
   pool.on('connect', (client) => timer.exclude(client));
+  // Dropping the database at cleanup ends its idle connections: that must not crash the run.
+  pool.on('error', () => undefined);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const app = { app: new Kysely<any>({ dialect: new PostgresDialect({ pool }) }) };
   cleanups.add('close the app pool', () => app.app.destroy());
