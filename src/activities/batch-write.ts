@@ -6,11 +6,19 @@
  * took are saved in one statement before the locks are released. A record the remote refuses for
  * good fails alone; one that moved on remotely (412) or is gone (404) is written on its own, with
  * the read, merge or re-create of the per-entity path.
+ *
+ * Creates are recorded as pending before the batch goes out (one statement), as the per-entity
+ * path records its create: a batch whose answer is lost (the writer gave up while the remote
+ * still applied it, or the worker died) leaves the key each create went out with, and the next
+ * write of that entity sends it again under that key, so the remote answers from its idempotency
+ * records instead of making a second record. A pending create whose data is still the entity's
+ * goes out in the batch again under its key; one whose entity has changed since is written on its
+ * own (the pending create first, then the change to that record).
  */
 import type { BatchItemResult, Change, SyncState } from '../connectors/connector';
 import type { EntityId } from '../entity-id';
 import { ConfigurationError, PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError } from '../errors';
-import { type SyncedEntity, saveSyncedMany } from '../store/sync-state';
+import { type SyncedEntity, clearPendingCreate, savePendingCreates, saveSyncedMany } from '../store/sync-state';
 import { stableKey } from '../sync/snapshot';
 import { changedFields } from '../sync/values';
 import {
@@ -56,7 +64,7 @@ export async function writeChunkLocked(ctx: LockedWriteContext, chunk: readonly 
       if ((!forced && earlierAttemptWrote(planned, state)) || !change) {
         // Written by an earlier attempt (no remote call), or no longer a change (skip, failure).
         outcomes.set(planned.key, await settleFresh(ctx, planned, fresh, state));
-      } else if (change.operation === 'delete') {
+      } else if (change.operation === 'delete' || (state?.pendingCreate && state.pendingCreate.hash !== change.hash)) {
         alone.push({ change, state });
       } else {
         batch.push({ change, state, sent: asSent(ctx, change, state) });
@@ -74,6 +82,18 @@ export async function writeChunkLocked(ctx: LockedWriteContext, chunk: readonly 
  * never overwritten blindly), under the same idempotency key.
  */
 function asSent(ctx: LockedWriteContext, change: PlannedChange, state: SyncState | undefined): Change {
+  const pending = state?.pendingCreate;
+  // The same create as the one that may already be on the remote: under the key it went out with.
+  if (pending)
+    return {
+      ...change,
+      operation: 'create',
+      remoteId: null,
+      data: pending.data,
+      partial: false,
+      expectedVersion: null,
+      idempotencyKey: pending.idempotencyKey,
+    };
   if (change.operation === 'create' || !change.remoteId) {
     return { ...change, operation: 'create', remoteId: null, partial: false, expectedVersion: null };
   }
@@ -95,6 +115,17 @@ function asSent(ctx: LockedWriteContext, change: PlannedChange, state: SyncState
 async function sendBatch(ctx: LockedWriteContext, batch: readonly Batched[], outcomes: Map<string, RecordOutcome>): Promise<void> {
   const { writer, context } = ctx.write;
   if (!writer.writeBatch) throw new ConfigurationError(`writer '${ctx.step.writer}' has no writeBatch`);
+  const creates = batch.filter((b) => b.sent.operation === 'create');
+  // Recorded first: if the answer is lost, the next write sends these creates again with their keys.
+  await savePendingCreates(
+    ctx.runtime.store,
+    ctx.write.scope,
+    creates.map((b) => ({ key: b.change.key, pending: { idempotencyKey: b.sent.idempotencyKey, hash: b.change.hash, data: b.sent.data } })),
+  );
+  // Refused: not applied, so nothing of that create is on the remote.
+  const refused = async (b: Batched) => {
+    if (b.sent.operation === 'create') await clearPendingCreate(ctx.runtime.store, ctx.write.scope, b.change.key);
+  };
   let results: readonly BatchItemResult[];
   try {
     results = await writer.writeBatch(
@@ -105,7 +136,10 @@ async function sendBatch(ctx: LockedWriteContext, batch: readonly Batched[], out
     // A whole batch refused for good fails each of its records with that message; anything
     // else (transient, rate limited) fails the page, which is retried.
     if (!(err instanceof PermanentRemoteError)) throw err;
-    for (const b of batch) outcomes.set(b.change.key, await failRecord(ctx, b.change.key, err));
+    for (const b of batch) {
+      await refused(b);
+      outcomes.set(b.change.key, await failRecord(ctx, b.change.key, err));
+    }
     return;
   }
   checkResults(ctx, batch, results);
@@ -127,6 +161,7 @@ async function sendBatch(ctx: LockedWriteContext, batch: readonly Batched[], out
     } else if (result.error instanceof RemoteVersionConflictError || result.error instanceof RemoteNotFoundError) {
       again.push(b);
     } else {
+      await refused(b);
       outcomes.set(b.change.key, await failRecord(ctx, b.change.key, result.error));
     }
   }

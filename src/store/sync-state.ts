@@ -98,6 +98,7 @@ export async function saveSyncedMany(db: Kysely<TidesyncDatabase>, scope: SyncSc
         status: 'active' as const,
         attempts: 0,
         failed_at: null,
+        pending_create: null,
         updated_at: now,
       })),
     )
@@ -112,6 +113,8 @@ export async function saveSyncedMany(db: Kysely<TidesyncDatabase>, scope: SyncSc
         status: 'active',
         attempts: 0,
         failed_at: null,
+        // The answers are saved: whatever creates were pending have their remote ids now.
+        pending_create: null,
         updated_at: eb.ref('excluded.updated_at'),
       })),
     )
@@ -165,6 +168,34 @@ export async function savePendingCreate(
       oc
         .columns(['integration_id', 'connector', 'entity_id'])
         .doUpdateSet({ pending_create: value, updated_at: new Date() })
+        .where('sync_state.pending_create', 'is', null),
+    )
+    .execute();
+}
+
+/** `savePendingCreate` for many entities (distinct keys) in one statement: a bulk export's batch of creates. */
+export async function savePendingCreates(
+  db: Kysely<TidesyncDatabase>,
+  scope: SyncScope,
+  creates: ReadonlyArray<{ readonly key: string; readonly pending: PendingCreate }>,
+): Promise<void> {
+  if (creates.length === 0) return;
+  const now = new Date();
+  await db
+    .insertInto('sync_state')
+    .values(
+      creates.map((c) => ({
+        integration_id: scope.integrationId,
+        connector: scope.connector,
+        entity_id: c.key,
+        pending_create: JSON.stringify(c.pending),
+        updated_at: now,
+      })),
+    )
+    .onConflict((oc) =>
+      oc
+        .columns(['integration_id', 'connector', 'entity_id'])
+        .doUpdateSet((eb) => ({ pending_create: eb.ref('excluded.pending_create'), updated_at: eb.ref('excluded.updated_at') }))
         .where('sync_state.pending_create', 'is', null),
     )
     .execute();
