@@ -149,7 +149,9 @@ export class BulkSchedules {
 
   /** Runs a connector's reconciliation now (skipped when one is still running). */
   async trigger(integration: string, connector: string): Promise<void> {
-    await this.#temporal.schedule.getHandle(bulkScheduleId(integration, connector)).trigger();
+    // The SDK's default for a trigger is ALLOW_ALL: a run beside the running one, and one the
+    // schedule does not track, so its own next run would start beside it too.
+    await this.#temporal.schedule.getHandle(bulkScheduleId(integration, connector)).trigger(ScheduleOverlapPolicy.SKIP);
   }
 
   async #describe(scheduleId: string): Promise<BulkSchedule> {

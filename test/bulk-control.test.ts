@@ -149,4 +149,36 @@ describe('bulk export: progress, pause, resume, cancel, continue-as-new, schedul
       'exactly one of every',
     );
   });
+
+  it('should skip a scheduled or triggered reconciliation while one still runs, not start a second', async () => {
+    slowBatches();
+    // Every 2 s, in mode all (so a run has writes to do): far more often than a run takes.
+    await engine.client.setBulkSchedule({ integration: integration(), connector: 'contact', every: '2s', mode: 'all', pageSize: 10 });
+    const scheduled = `bulk/${integration()}/contact/scheduled-`;
+    const runningRuns = async () =>
+      (await engine.client.listBulkExports({ integration: integration(), running: true })).filter((b) =>
+        b.workflowId.startsWith(scheduled),
+      );
+    let first: string | undefined;
+    try {
+      await engine.client.triggerBulkSchedule(integration(), 'contact');
+      // Whichever started first (the trigger or the interval) is held running by a pause.
+      first = await waitFor('a scheduled run', async () => (await runningRuns())[0]?.workflowId);
+      await engine.client.pauseBulkExport(first);
+      // Runs are named by the second they start in: trigger in another second than the first run's.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await engine.client.triggerBulkSchedule(integration(), 'contact');
+      // The trigger and two intervals pass: each finds a run going, and skips.
+      await new Promise((resolve) => setTimeout(resolve, 4500));
+      expect((await runningRuns()).map((b) => b.workflowId)).toEqual([first]);
+    } finally {
+      await engine.client.removeBulkSchedule(integration(), 'contact');
+      demo.remote.clearFaults();
+      for (const run of await runningRuns()) {
+        await engine.client.resumeBulkExport(run.workflowId).catch(() => undefined);
+        await engine.client.waitForBulkExport(run.workflowId);
+      }
+    }
+    expect(await engine.client.waitForBulkExport(first)).toMatchObject({ status: 'completed', mode: 'all', done: CONTACTS });
+  });
 });

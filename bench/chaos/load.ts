@@ -13,6 +13,8 @@ import { enqueueExport } from 'tidesync';
 const MAX_IN_FLIGHT = 16;
 /** The longest the end of the load waits for its last transactions. */
 const DRAIN_TIMEOUT_MS = 30_000;
+/** Rows a seeding insert writes at once. */
+const SEED_CHUNK = 1000;
 
 /** What the load did. */
 export interface LoadCounters {
@@ -93,18 +95,25 @@ export class ChangeLoad {
   readonly #deletable = new IdPool();
   /** Contacts with a transaction in flight: never two at once for one contact. */
   readonly #busy = new Set<number>();
-  readonly #invalid = new Set<number>();
+  /** The invalid set: when each one's create committed (ms since the epoch). */
+  readonly #invalid = new Map<number, number>();
   readonly counters: LoadCounters = { creates: 0, updates: 0, deletes: 0, invalidCreates: 0, failedTransactions: 0, skippedTicks: 0 };
   #nextId = 1;
   #seq = 0;
+  #seeded = 0;
 
   constructor(options: ChangeLoadOptions) {
     this.#options = options;
   }
 
-  /** Ids of the invalid set whose create committed. */
-  get invalidIds(): ReadonlySet<number> {
+  /** Ids of the invalid set whose create committed, with the time it did (ms since the epoch). */
+  get invalidIds(): ReadonlyMap<number, number> {
     return this.#invalid;
+  }
+
+  /** Contacts `seed` inserted (ids 1 up to it). */
+  get seeded(): number {
+    return this.#seeded;
   }
 
   /** The highest id handed out: every local contact the soak made has an id up to it. */
@@ -118,6 +127,26 @@ export class ChangeLoad {
     return c.creates + c.updates + c.deletes + c.invalidCreates;
   }
 
+  /**
+   * Inserts `count` contacts without enqueueing an export, as rows an application had before it
+   * used tidesync (only a bulk export brings them to the remote), and lets the load change and
+   * delete them like any other. Call it first: it takes the next ids.
+   */
+  async seed(count: number): Promise<void> {
+    for (let done = 0; done < count; done += SEED_CHUNK) {
+      const rows = Array.from({ length: Math.min(SEED_CHUNK, count - done) }, () => {
+        const id = this.#nextId++;
+        return { id, first_name: 'Seed', last_name: `No${id}`, email: `chaos.${id}@example.com`, phone: null, company: 'Before Ltd' };
+      });
+      await this.#options.db.insertInto('contacts').values(rows).execute();
+      for (const { id } of rows) {
+        this.#updatable.add(id);
+        this.#deletable.add(id);
+      }
+      this.#seeded += rows.length;
+    }
+  }
+
   /** Creates one contact; `invalid` makes one the remote refuses. Returns its id, or null when the transaction failed. */
   async create(invalid = false): Promise<number | null> {
     const id = this.#nextId++;
@@ -126,7 +155,7 @@ export class ChangeLoad {
     const ok = await this.#transaction(id, (trx) => trx.insertInto('contacts').values(row).execute());
     if (!ok) return null;
     if (invalid) {
-      this.#invalid.add(id);
+      this.#invalid.set(id, Date.now());
       this.counters.invalidCreates += 1;
     } else {
       this.#deletable.add(id);

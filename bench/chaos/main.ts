@@ -1,7 +1,8 @@
 /**
- * `npm run chaos [-- --minutes N] [--rate N] [--seed N] [--keep]`: the chaos soak (issue 9). Prints
- * its report as one JSON object on the last line of stdout and its progress on stderr; exits 1
- * when a check fails (lost or duplicated changes, unexpected failed records, remote != local).
+ * `npm run chaos [-- --minutes N] [--rate N] [--seed N] [--bulk-contacts N] [--keep]`: the chaos
+ * soak (issue 9). Prints its report as one JSON object on the last line of stdout and its progress
+ * on stderr; exits 1 when a check fails (lost or duplicated changes, unexpected failed records,
+ * remote != local, a bulk export that did not finish or whose counts do not add up).
  * Ctrl-C stops it cleanly (a second Ctrl-C at once), with every process it started.
  */
 import { randomInt } from 'node:crypto';
@@ -21,7 +22,13 @@ function positive(name: string, value: string | undefined, fallback: number, max
 function parseOptions(args: readonly string[]): ChaosOptions {
   const { values } = parseArgs({
     args: [...args],
-    options: { minutes: { type: 'string' }, rate: { type: 'string' }, seed: { type: 'string' }, keep: { type: 'boolean' } },
+    options: {
+      minutes: { type: 'string' },
+      rate: { type: 'string' },
+      seed: { type: 'string' },
+      'bulk-contacts': { type: 'string' },
+      keep: { type: 'boolean' },
+    },
     strict: true,
   });
   const minutes = positive('minutes', values.minutes, 3, 600);
@@ -32,6 +39,7 @@ function parseOptions(args: readonly string[]): ChaosOptions {
     rate: positive('rate', values.rate, 12, 200),
     seed: values.seed === undefined ? randomInt(2 ** 31) : Math.floor(positive('seed', values.seed, 1, 2 ** 31)),
     keep: values.keep ?? false,
+    bulkContacts: Math.floor(positive('bulk-contacts', values['bulk-contacts'], 3000, 50_000)),
   };
 }
 
@@ -52,7 +60,8 @@ async function main(): Promise<number> {
   const root = path.resolve(__dirname, '..', '..', '..');
   const report = await runChaos(root, options, abort.signal, log);
   process.stdout.write(`${JSON.stringify(report)}\n`);
-  return report.lost === 0 && report.duplicates === 0 && report.failedAsExpected && report.remoteMatchesLocal ? 0 : 1;
+  const passed = report.lost === 0 && report.duplicates === 0 && report.failedAsExpected && report.remoteMatchesLocal;
+  return passed && report.bulkExportsOk ? 0 : 1;
 }
 
 main().then(

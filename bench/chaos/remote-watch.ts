@@ -74,11 +74,13 @@ function content(contact: CrmContact): string {
 /**
  * Sees every write the CRM applies for us (its `onWrite` hook, called synchronously). An update
  * bumps the version; a delete reports the contact at its current version; so an update whose
- * content equals what the contact already held is the same effect applied a second time.
+ * content equals what the contact already held is the same effect applied a second time, unless
+ * a bulk export in mode `all` wrote it (it pushes every row again, once): `verify` tells them apart.
  */
 export class WriteObserver {
   readonly #seen = new Map<string, { version: number; content: string }>();
-  readonly repeated: Array<{ remoteId: string; version: number }> = [];
+  /** Updates that left a contact as it was, with when they were applied (ms since the epoch). */
+  readonly repeated: Array<{ remoteId: string; version: number; at: number }> = [];
   creates = 0;
   updates = 0;
   deletes = 0;
@@ -95,7 +97,7 @@ export class WriteObserver {
       this.#seen.delete(contact.id);
     } else {
       this.updates += 1;
-      if (before.content === now.content) this.repeated.push({ remoteId: contact.id, version: contact.version });
+      if (before.content === now.content) this.repeated.push({ remoteId: contact.id, version: contact.version, at: Date.now() });
       this.#seen.set(contact.id, now);
     }
   };

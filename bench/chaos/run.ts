@@ -6,6 +6,7 @@
 import { rm } from 'node:fs/promises';
 import { sql } from 'kysely';
 import { Cleanups } from '../latency/environment';
+import { BULK_SETTINGS, BulkDriver, type BulkRunReport } from './bulk';
 import { ChangeLoad, seededRandom } from './load';
 import { RequestRate } from './remote-watch';
 import { type OutageWindow, runFaultSchedule } from './schedule';
@@ -23,13 +24,15 @@ export interface ChaosOptions {
   readonly seed: number;
   /** Keep the run's folder (data, logs) even when the checks pass. */
   readonly keep: boolean;
+  /** Contacts inserted before the soak without an export, for the bulk exports to bring over. */
+  readonly bulkContacts: number;
 }
 
 /** Contacts created and exported before the faults begin. */
 const WARM_UP_CONTACTS = 40;
 
-/** Sums of the execution records of the soak's integration. */
-async function executionTotals(stack: ChaosStack) {
+/** Sums of the execution records of the soak's integration: the per-entity ones, or the bulk runs'. */
+async function executionTotals(stack: ChaosStack, bulk: boolean) {
   const row = await stack.tidesync.store
     .selectFrom('job_execution')
     .select([
@@ -44,6 +47,7 @@ async function executionTotals(stack: ChaosStack) {
       ),
     ])
     .where('integration', '=', CHAOS_INTEGRATION)
+    .where('workflow_id', bulk ? 'like' : 'not like', 'bulk/%')
     .executeTakeFirstOrThrow();
   return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Number(v)]));
 }
@@ -74,6 +78,21 @@ function outageFigures(outage: OutageWindow | null, rate: RequestRate) {
   };
 }
 
+/**
+ * The contacts the CRM must refuse (an email without '@'), with when the load committed each
+ * (NaN for one whose transaction reported a failure yet committed: when is unknown).
+ */
+async function invalidContacts(stack: ChaosStack, load: ChangeLoad): Promise<Map<number, number>> {
+  const rows = await stack.appDb.selectFrom('contacts').select(['id', 'email']).where('email', 'not like', '%@%').execute();
+  return new Map(rows.map((r: { id: number }) => [r.id, load.invalidIds.get(r.id) ?? Number.NaN]));
+}
+
+/** A bulk run for the report: its times as seconds since the load began. */
+function bulkRunFigures(run: BulkRunReport, loadStarted: number) {
+  const { startedAt, endedAt, ...rest } = run;
+  return { ...rest, startS: Math.round((startedAt - loadStarted) / 100) / 10, endS: Math.round((endedAt - loadStarted) / 100) / 10 };
+}
+
 /** Runs one soak and resolves with its report; rejects (after cleaning up) when it could not run. */
 export async function runChaos(root: string, options: ChaosOptions, signal: AbortSignal, log: (line: string) => void) {
   const began = Date.now();
@@ -85,6 +104,11 @@ export async function runChaos(root: string, options: ChaosOptions, signal: Abor
     folder = stack.folder;
     const { tidesync, demo } = stack;
     const load = new ChangeLoad({ db: stack.appDb, integration: CHAOS_INTEGRATION, random: seededRandom(options.seed) });
+    await load.seed(options.bulkContacts);
+    log(`seeded ${options.bulkContacts} contacts without exports, for the bulk exports`);
+    const bulk = new BulkDriver({ tidesync, cli: stack.cli, load, integration: CHAOS_INTEGRATION, log });
+    bulk.timeline.start();
+    cleanups.add('stop following bulk exports', async () => bulk.stop());
     for (let i = 0; i < WARM_UP_CONTACTS; i++) await load.create();
     const warmUp = await waitUntilQuiet(tidesync, CHAOS_INTEGRATION, signal, log);
     if (!warmUp.quiet) throw new Error(`the warm-up exports did not finish: ${JSON.stringify(warmUp.last)}`);
@@ -107,6 +131,7 @@ export async function runChaos(root: string, options: ChaosOptions, signal: Abor
           servers: stack.servers,
           worker: stack.worker,
           load,
+          bulk,
           client: tidesync.client,
           integration: CHAOS_INTEGRATION,
           outageMs: CHAOS_SETTINGS.retryWindowMs + 12_000,
@@ -122,6 +147,8 @@ export async function runChaos(root: string, options: ChaosOptions, signal: Abor
     const loadMs = Date.now() - loadStarted;
     demo.remote.clearFaults();
     signal.throwIfAborted();
+    // No new reconciliation from here on; those already started go to their end (the drain waits for them).
+    await bulk.removeSchedule();
 
     log(`faults stopped after ${loadMs} ms (${load.changesMade} changes); waiting for the pipeline to drain`);
     await stack.worker.ensureRunning();
@@ -135,6 +162,8 @@ export async function runChaos(root: string, options: ChaosOptions, signal: Abor
     rate.stop();
     signal.throwIfAborted();
 
+    const invalid = await invalidContacts(stack, load);
+    const bulkRuns = await bulk.collect(invalid);
     const verdict = await verify({
       db: stack.appDb,
       client: tidesync.client,
@@ -142,24 +171,63 @@ export async function runChaos(root: string, options: ChaosOptions, signal: Abor
       integration: CHAOS_INTEGRATION,
       maxId: load.maxId,
       writes: stack.writes,
+      rewrites: bulkRuns.filter((r) => r.mode === 'all'),
     });
     const crm = demo.remote.stats();
-    passed = verdict.lost === 0 && verdict.duplicates === 0 && verdict.failedAsExpected && verdict.remoteMatchesLocal;
+    // After the checks: a reconciliation that finds anything to write means something was out of sync.
+    log('tidesync export --all: a last reconciliation, which must find nothing to write');
+    const reconciliation = await bulk.reconcile(invalid);
+    bulk.stop();
+    const allRuns = [...bulkRuns, reconciliation];
+    for (const r of allRuns) {
+      log(
+        `bulk ${r.workflowId} (${r.mode}, ${r.origin}): ${r.status}, ${r.done} rows (written ${r.written}, skipped ${r.skipped}, ` +
+          `failed ${r.failed}) in ${Math.round(r.durationMs / 1000)} s over ${r.runs} runs${r.problems.length ? `; ${r.problems.length} problems` : ''}`,
+      );
+    }
+    // The faults the all-mode run lived through: it is meant to cross a worker SIGKILL and the Temporal restart.
+    const allRun = bulkRuns.find((r) => r.origin === 'client');
+    const crossed = allRun
+      ? schedule.events
+          .filter((e) => loadStarted + e.atS * 1000 >= allRun.startedAt && loadStarted + e.atS * 1000 <= allRun.endedAt)
+          .map((e) => e.what)
+      : [];
+    const missed = ['worker SIGKILL', 'temporal SIGKILL'].filter((what) => !crossed.includes(what));
+    const bulkProblems = [
+      ...allRuns.flatMap((r) => r.problems.map((p) => `${r.workflowId}: ${p}`)),
+      ...(missed.length > 0 ? [`the all-mode run ended before a ${missed.join(' and a ')}: seed more contacts (--bulk-contacts)`] : []),
+      ...(bulkRuns.some((r) => r.mode === 'all' && r.finished) ? [] : ['no all-mode run finished']),
+      ...(bulkRuns.some((r) => r.origin === 'schedule' && r.finished) ? [] : ['no scheduled changed-mode run finished']),
+      ...(bulk.pause?.ok ? [] : [`the pause and resume did not hold: ${JSON.stringify(bulk.pause)}`]),
+    ];
+    const failedAsExpected = verdict.failedAsExpected && allRuns.every((r) => r.failuresExact);
+    const bulkOk = bulkProblems.length === 0;
+    passed = verdict.lost === 0 && verdict.duplicates === 0 && failedAsExpected && verdict.remoteMatchesLocal && bulkOk;
     const workerKills = schedule.events.filter((e) => e.what === 'worker SIGKILL').length;
     return {
       lost: verdict.lost,
       duplicates: verdict.duplicates,
-      failedAsExpected: verdict.failedAsExpected,
+      failedAsExpected,
       remoteMatchesLocal: verdict.remoteMatchesLocal,
+      bulkExportsOk: bulkOk,
       changes: { made: load.changesMade, ...load.counters, perSecond: options.rate },
       exported: {
         remoteCreates: stack.writes.creates,
         remoteUpdates: stack.writes.updates,
         remoteDeletes: stack.writes.deletes,
         idempotentReplays: crm.replays,
-        executions: await executionTotals(stack),
+        executions: await executionTotals(stack, false),
+        bulkExecutions: await executionTotals(stack, true),
       },
-      bulkExport: { ran: false, reason: 'tidesync has no bulk export yet (DESIGN.md plans one): skipped' },
+      bulkExports: {
+        seededContacts: load.seeded,
+        settings: BULK_SETTINGS,
+        pause: bulk.pause,
+        allRunCrossed: crossed,
+        runs: bulkRuns.map((r) => bulkRunFigures(r, loadStarted)),
+        reconciliation: bulkRunFigures(reconciliation, loadStarted),
+        problems: bulkProblems.slice(0, 20),
+      },
       faultsServed: { total: crm.faultsServed, ...crm.faultsByKind },
       outage: outageFigures(schedule.outage, rate),
       restarts: {
@@ -175,7 +243,7 @@ export async function runChaos(root: string, options: ChaosOptions, signal: Abor
         quiet: drained.quiet && drainedAgain.quiet,
         left: drainedAgain.last,
       },
-      verification: { ...verdict.detail, repeatedWriteExamples: stack.writes.repeated.slice(0, 10) },
+      verification: { ...verdict.detail, repeatedWriteExamples: verdict.repeated.slice(0, 10) },
       events: schedule.events,
       seed: options.seed,
       minutes: options.minutes,

@@ -2,12 +2,16 @@
  * The faults of a soak, on a schedule over the load's duration: remote 5xx bursts, 429 storms,
  * slow responses (some applied after the client gave up), connection resets, contacts the remote
  * must refuse, one outage longer than the retry window, worker SIGKILLs, a Temporal SIGKILL and a
- * PostgreSQL restart. Events run one after the other; each records when it ran and how long it took.
+ * PostgreSQL restart; and the bulk exports (`bulk.ts`): the `all` run, its pause and resume, the
+ * reconciliation schedule. Events run one after the other; each records when it ran and how long
+ * it took. The faults meant to hit the `all` run come at their time or once the run is that far,
+ * whichever is first, so they land mid-run however fast the machine is.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TidesyncClient } from 'tidesync';
 import type { FaultSpec } from '../../examples/demo/remote/crm-faults';
 import type { DemoCrmServer } from '../../examples/demo/remote/crm-server';
+import type { BulkDriver } from './bulk';
 import type { ChangeLoad } from './load';
 import type { ChaosServers } from './servers';
 import type { WorkerProcess } from './worker-process';
@@ -18,6 +22,7 @@ export interface FaultTargets {
   readonly servers: ChaosServers;
   readonly worker: WorkerProcess;
   readonly load: ChangeLoad;
+  readonly bulk: BulkDriver;
   readonly client: Pick<TidesyncClient, 'integrationHealth'>;
   readonly integration: string;
   /** How long the remote outage lasts: longer than the integration's retry window. */
@@ -30,6 +35,8 @@ export interface EventRecord {
   /** Seconds since the load started. */
   readonly atS: number;
   readonly tookMs: number;
+  /** How far the `all` bulk run was when an event tied to it ran (0 to 1). */
+  readonly bulkAllDone?: number;
   readonly detail?: string;
 }
 
@@ -44,6 +51,8 @@ export interface OutageWindow {
 interface ScheduledEvent {
   /** Fraction of the load's duration. */
   readonly at: number;
+  /** Or earlier: once the `all` bulk run has gone through this fraction of its rows (while it runs). */
+  readonly orAtBulk?: number;
   readonly what: string;
   readonly run: () => Promise<string | void>;
 }
@@ -78,10 +87,15 @@ export async function runFaultSchedule(
   const forever = 1_000_000_000;
   const invalid = async () => `contact ${(await targets.load.create(true)) ?? '(transaction failed)'}`;
   const killWorker = async () => `ready again after ${await targets.worker.killAndRestart()} ms`;
+  const killTemporal = async () => `serving again after ${await targets.servers.killTemporal()} ms`;
+  const { bulk } = targets;
   const events: ScheduledEvent[] = [
+    { at: 0.02, what: 'bulk export (all)', run: () => bulk.startAll() },
     { at: 0.04, what: '5xx burst', run: burst('5xx burst', 3000, { kind: '5xx', status: 503, count: forever }) },
     { at: 0.08, what: 'invalid contact', run: invalid },
-    { at: 0.1, what: 'worker SIGKILL', run: killWorker },
+    { at: 0.1, orAtBulk: 0.15, what: 'worker SIGKILL', run: killWorker },
+    { at: 0.14, orAtBulk: 0.35, what: 'bulk pause and resume', run: () => bulk.pauseAndResume() },
+    { at: 0.34, orAtBulk: 0.55, what: 'temporal SIGKILL', run: killTemporal },
     { at: 0.15, what: '429 storm', run: burst('429 storm', 5000, { kind: '429', retryAfterSeconds: 1, count: forever }) },
     { at: 0.18, what: 'invalid contact', run: invalid },
     {
@@ -97,12 +111,15 @@ export async function runFaultSchedule(
     },
     { at: 0.28, what: 'connection resets', run: burst('connection resets', 4000, { kind: 'reset', count: forever }) },
     { at: 0.3, what: 'invalid contact', run: invalid },
-    { at: 0.34, what: 'temporal SIGKILL', run: async () => `serving again after ${await targets.servers.killTemporal()} ms` },
+    { at: 0.32, what: 'bulk schedule (changed)', run: () => bulk.setSchedule() },
     {
       at: 0.42,
       what: 'remote outage',
       run: async () => {
         await burstEnds;
+        // An all-mode run caught by the outage would give up every row it has left (thousands of
+        // records for retry-failed): the outage waits for it, a while. Reconciliations may be in it.
+        await bulk.waitAllEnded(start + 0.55 * durationMs, signal);
         outage = await runOutage(targets, signal, log);
         const tripped = outage.trippedAt === null ? 'never' : `${outage.trippedAt - outage.startedAt} ms in`;
         return `${outage.endedAt - outage.startedAt} ms of 503s; breaker tripped ${tripped}; ${outage.probes} probes`;
@@ -126,13 +143,18 @@ export async function runFaultSchedule(
   const records: EventRecord[] = [];
   for (const event of events) {
     const due = start + event.at * durationMs;
-    if (due > Date.now()) await sleep(due - Date.now(), undefined, { signal }).catch(() => undefined);
+    const early = event.orAtBulk;
+    while (Date.now() < due && !signal.aborted && !(early !== undefined && (bulk.allFraction() ?? 0) >= early)) {
+      await sleep(Math.min(250, due - Date.now()), undefined, { signal }).catch(() => undefined);
+    }
     if (signal.aborted) break;
     const began = Date.now();
+    const fraction = bulk.allFraction();
     const detail = await event.run();
     const record = {
       what: event.what,
       atS: Math.round((began - start) / 100) / 10,
+      ...(early !== undefined && fraction !== null ? { bulkAllDone: Math.round(fraction * 100) / 100 } : {}),
       tookMs: Date.now() - began,
       ...(detail ? { detail } : {}),
     };

@@ -1,8 +1,8 @@
 /**
  * Brings a soak's stack up in a fresh folder: its own PostgreSQL and Temporal dev server, tidesync
  * for the application's side (the client, no worker), the demo CRM in process with its journal
- * data file, the demo integration with a short retry window and probe interval, and the worker as
- * a process of its own running the compiled CLI on the demo config.
+ * data file, the demo integration with a short retry window and probe interval, the worker as
+ * a process of its own running the compiled CLI on the demo config, and that CLI for commands.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -14,6 +14,7 @@ import { demoDeclarations } from '../../examples/demo';
 import { DEMO_TOKEN_ENV, type Demo, setupDemo } from '../../examples/demo/demo-setup';
 import { ensureContactsTable } from '../../examples/demo/local-contacts';
 import type { Cleanups } from '../latency/environment';
+import { ChaosCli } from './cli';
 import { ProcessLedger } from './leftovers';
 import { WriteObserver } from './remote-watch';
 import { ChaosServers } from './servers';
@@ -42,6 +43,8 @@ export interface ChaosStack {
   readonly demo: Demo;
   readonly writes: WriteObserver;
   readonly worker: WorkerProcess;
+  /** The command line, with the worker's environment. */
+  readonly cli: ChaosCli;
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -115,17 +118,17 @@ export async function startChaosStack(
     breakerThreshold: CHAOS_SETTINGS.breakerThreshold,
   });
 
+  const env = {
+    TIDESYNC_CONFIG: path.join(root, '.build', 'examples', 'demo', 'tidesync.config.js'),
+    DATABASE_URL: servers.databaseUrl,
+    TEMPORAL_ADDRESS: servers.temporalAddress,
+    [DEMO_TOKEN_ENV]: process.env[DEMO_TOKEN_ENV] ?? '',
+    // The soak's client talks to Temporal without a codec: so must the worker and the commands.
+    TIDESYNC_CODEC_KEY: '',
+  };
   const worker = new WorkerProcess({
     root,
-    env: {
-      TIDESYNC_CONFIG: path.join(root, '.build', 'examples', 'demo', 'tidesync.config.js'),
-      DATABASE_URL: servers.databaseUrl,
-      TEMPORAL_ADDRESS: servers.temporalAddress,
-      TIDESYNC_WORKFLOW_BUNDLE: bundlePath,
-      [DEMO_TOKEN_ENV]: process.env[DEMO_TOKEN_ENV] ?? '',
-      // The soak's client talks to Temporal without a codec: so must the worker.
-      TIDESYNC_CODEC_KEY: '',
-    },
+    env: { ...env, TIDESYNC_WORKFLOW_BUNDLE: bundlePath },
     metricsPort: await freePort(),
     logFile: path.join(folder, 'worker.log'),
     ledger,
@@ -134,5 +137,6 @@ export async function startChaosStack(
   });
   cleanups.add('stop the worker', () => worker.stop());
   log(`worker ready after ${await worker.start()} ms; demo CRM on ${demo.remote.url}`);
-  return { folder, servers, tidesync, appDb: app.app, demo: { ...demo, integration }, writes, worker };
+  const cli = new ChaosCli(root, env);
+  return { folder, servers, tidesync, appDb: app.app, demo: { ...demo, integration }, writes, worker, cli };
 }

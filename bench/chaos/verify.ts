@@ -14,6 +14,38 @@ import type { WriteObserver } from './remote-watch';
 
 /** How many examples of each problem the report lists. */
 const EXAMPLES = 10;
+/** A write a run sent may be applied by a slow remote this long after the run ended (the slow faults' delay). */
+const LATE_APPLY_MS = 5000;
+
+/** When a bulk export in mode `all` ran (ms since the epoch): it writes every row again, once. */
+export interface RewriteWindow {
+  readonly workflowId: string;
+  readonly startedAt: number;
+  readonly endedAt: number;
+}
+
+/**
+ * Splits the updates that left a contact as it was into the rewrites of `all` runs (at most one
+ * per contact and run, within the run's time) and the rest: effects applied twice.
+ */
+export function classifyRepeatedWrites<T extends { remoteId: string; at: number }>(
+  repeated: readonly T[],
+  windows: readonly RewriteWindow[],
+): { forced: T[]; duplicated: T[] } {
+  const credited = new Set<string>();
+  const forced: T[] = [];
+  const duplicated: T[] = [];
+  for (const write of repeated) {
+    const run = windows.find(
+      (w) => write.at >= w.startedAt && write.at <= w.endedAt + LATE_APPLY_MS && !credited.has(`${w.workflowId} ${write.remoteId}`),
+    );
+    if (run) {
+      credited.add(`${run.workflowId} ${write.remoteId}`);
+      forced.push(write);
+    } else duplicated.push(write);
+  }
+  return { forced, duplicated };
+}
 
 /** What the checks found. */
 export interface Verdict {
@@ -30,7 +62,11 @@ export interface Verdict {
     readonly deletedContacts: number;
     readonly remoteRecords: number;
     readonly extraRemoteRecords: number;
+    /** Local contacts with more than one remote record. */
+    readonly extraRecordExamples: ReadonlyArray<{ id: number; remoteIds: string[] }>;
     readonly repeatedWrites: number;
+    /** Updates that left a contact as it was because an `all` run pushed it again (not duplicates). */
+    readonly allModeRewrites: number;
     readonly invalidContacts: number;
     readonly failedRecords: number;
     readonly unexpectedlyFailed: readonly string[];
@@ -56,8 +92,11 @@ export async function verify(options: {
   readonly integration: string;
   readonly maxId: number;
   readonly writes: WriteObserver;
-}): Promise<Verdict> {
+  /** The `all` bulk runs, whose rewrites of unchanged contacts are expected. */
+  readonly rewrites: readonly RewriteWindow[];
+}): Promise<Verdict & { readonly repeated: WriteObserver['repeated'] }> {
   const { db, client, demo, integration, maxId, writes } = options;
+  const { forced, duplicated } = classifyRepeatedWrites(writes.repeated, options.rewrites);
   const rows = (await db.selectFrom('contacts').selectAll().orderBy('id').execute()) as LocalContact[];
   const local = new Map(rows.map((r) => [r.id, r]));
   const failed = new Set((await client.listFailures({ integration, connector: 'contact' })).map((f) => Number(f.key)));
@@ -76,9 +115,11 @@ export async function verify(options: {
   const processor = new DemoContactProcessor();
   const lost: Array<{ id: number; problem: string }> = [];
   let extra = 0;
+  const doubled: Array<{ id: number; remoteIds: string[] }> = [];
   for (let id = 1; id <= maxId; id++) {
     const records = byLocal.get(id) ?? [];
     extra += Math.max(0, records.length - 1);
+    if (records.length > 1) doubled.push({ id, remoteIds: records.map((r) => r.id) });
     if (failed.has(id)) continue; // listed as failed: visible and retryable, not lost
     const row = local.get(id);
     if (!row) {
@@ -100,7 +141,8 @@ export async function verify(options: {
   const invalidNotFailed = [...invalid].filter((id) => !failed.has(id));
   return {
     lost: lost.length,
-    duplicates: extra + writes.repeated.length,
+    duplicates: extra + duplicated.length,
+    repeated: duplicated,
     failedAsExpected: unexpectedlyFailed.length === 0 && invalidNotFailed.length === 0,
     remoteMatchesLocal: comparison.matches && deletedButRemote.length === 0 && stray.length === 0,
     detail: {
@@ -108,7 +150,9 @@ export async function verify(options: {
       deletedContacts: maxId - rows.length,
       remoteRecords: remote.length,
       extraRemoteRecords: extra,
-      repeatedWrites: writes.repeated.length,
+      extraRecordExamples: doubled.slice(0, EXAMPLES),
+      repeatedWrites: duplicated.length,
+      allModeRewrites: forced.length,
       invalidContacts: invalid.size,
       failedRecords: failed.size,
       unexpectedlyFailed: unexpectedlyFailed.slice(0, EXAMPLES).map(String),

@@ -12,11 +12,19 @@
  * One scope for several batches, rather than one per batch, because each scope costs a lock
  * transaction, two reads and a save: at 100 rows a batch that was 8 database round trips per 100
  * rows, and on a 2-core machine round trips are what a bulk export spends its time on.
+ *
+ * Creates are recorded as pending before the batch goes out (one statement), as the per-entity
+ * path records its create: a batch whose answer is lost (the writer gave up while the remote
+ * still applied it, or the worker died) leaves the key each create went out with, and the next
+ * write of that entity sends it again under that key, so the remote answers from its idempotency
+ * records instead of making a second record. A pending create whose data is still the entity's
+ * goes out in the batch again under its key; one whose entity has changed since is written on its
+ * own (the pending create first, then the change to that record).
  */
 import type { BatchItemResult, Change, Entity, SyncState } from '../connectors/connector';
 import type { EntityId } from '../entity-id';
 import { ConfigurationError, PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError } from '../errors';
-import { type SyncedEntity, loadSyncStates, saveSyncedMany } from '../store/sync-state';
+import { type SyncedEntity, clearPendingCreate, loadSyncStates, savePendingCreates, saveSyncedMany } from '../store/sync-state';
 import { stableKey } from '../sync/snapshot';
 import { changedFields } from '../sync/values';
 import { type LockedWriteContext, type RecordOutcome, earlierAttemptWrote, failRecord, settleFresh, writeLocked } from './locked-write';
@@ -62,9 +70,9 @@ export async function writeChunkLocked(ctx: LockedWriteContext, chunk: readonly 
       if ((!forced && earlierAttemptWrote(planned, state)) || !change) {
         // Written by an earlier attempt (no remote call), or no longer a change (skip, failure).
         outcomes.set(planned.key, await settleFresh(ctx, planned, fresh, state));
-      } else if (change.operation === 'delete' || state?.pendingCreate) {
-        // A delete, or an entity whose create's answer was lost: written on its own, as the
-        // per-entity path writes it (the lost create is sent again first, under its own key).
+      } else if (change.operation === 'delete' || (state?.pendingCreate && state.pendingCreate.hash !== change.hash)) {
+        // A delete, or an entity whose lost create's data is no longer its own: written on its own,
+        // as the per-entity path writes it (the lost create is sent again first, under its own key).
         alone.push({ change, state });
       } else {
         batch.push({ change, state, sent: asSent(ctx, change, state) });
@@ -135,6 +143,18 @@ async function sendBatches(ctx: LockedWriteContext, batch: readonly Batched[], o
  * never overwritten blindly), under the same idempotency key.
  */
 function asSent(ctx: LockedWriteContext, change: PlannedChange, state: SyncState | undefined): Change {
+  const pending = state?.pendingCreate;
+  // The same create as the one that may already be on the remote: under the key it went out with.
+  if (pending)
+    return {
+      ...change,
+      operation: 'create',
+      remoteId: null,
+      data: pending.data,
+      partial: false,
+      expectedVersion: null,
+      idempotencyKey: pending.idempotencyKey,
+    };
   if (change.operation === 'create' || !change.remoteId) {
     return { ...change, operation: 'create', remoteId: null, partial: false, expectedVersion: null };
   }
@@ -165,6 +185,17 @@ async function sendBatch(
 ): Promise<void> {
   const { writer, context } = ctx.write;
   if (!writer.writeBatch) throw new ConfigurationError(`writer '${ctx.step.writer}' has no writeBatch`);
+  const creates = batch.filter((b) => b.sent.operation === 'create');
+  // Recorded first: if the answer is lost, the next write sends these creates again with their keys.
+  await savePendingCreates(
+    ctx.runtime.store,
+    ctx.write.scope,
+    creates.map((b) => ({ key: b.change.key, pending: { idempotencyKey: b.sent.idempotencyKey, hash: b.change.hash, data: b.sent.data } })),
+  );
+  // Refused: not applied, so nothing of that create is on the remote.
+  const refused = async (b: Batched) => {
+    if (b.sent.operation === 'create') await clearPendingCreate(ctx.runtime.store, ctx.write.scope, b.change.key);
+  };
   let results: readonly BatchItemResult[];
   try {
     results = await writer.writeBatch(
@@ -175,7 +206,10 @@ async function sendBatch(
     // A whole batch refused for good fails each of its records with that message; anything
     // else (transient, rate limited) fails the page, which is retried.
     if (!(err instanceof PermanentRemoteError)) throw err;
-    for (const b of batch) outcomes.set(b.change.key, await failRecord(ctx, b.change.key, err));
+    for (const b of batch) {
+      await refused(b);
+      outcomes.set(b.change.key, await failRecord(ctx, b.change.key, err));
+    }
     return;
   }
   checkResults(ctx, batch, results);
@@ -195,6 +229,7 @@ async function sendBatch(
     } else if (result.error instanceof RemoteVersionConflictError || result.error instanceof RemoteNotFoundError) {
       again.push(b);
     } else {
+      await refused(b);
       outcomes.set(b.change.key, await failRecord(ctx, b.change.key, result.error));
     }
   }

@@ -181,6 +181,34 @@ export async function savePendingCreate(
     .execute();
 }
 
+/** `savePendingCreate` for many entities (distinct keys) in one statement: a bulk export's batch of creates. */
+export async function savePendingCreates(
+  db: Kysely<TidesyncDatabase>,
+  scope: SyncScope,
+  creates: ReadonlyArray<{ readonly key: string; readonly pending: PendingCreate }>,
+): Promise<void> {
+  if (creates.length === 0) return;
+  const now = new Date();
+  await db
+    .insertInto('sync_state')
+    .values(
+      creates.map((c) => ({
+        integration_id: scope.integrationId,
+        connector: scope.connector,
+        entity_id: c.key,
+        pending_create: JSON.stringify(c.pending),
+        updated_at: now,
+      })),
+    )
+    .onConflict((oc) =>
+      oc
+        .columns(['integration_id', 'connector', 'entity_id'])
+        .doUpdateSet((eb) => ({ pending_create: eb.ref('excluded.pending_create'), updated_at: eb.ref('excluded.updated_at') }))
+        .where('sync_state.pending_create', 'is', null),
+    )
+    .execute();
+}
+
 /** Forgets a pending create that the remote refused: it was not applied, nothing is on the remote. */
 export async function clearPendingCreate(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string): Promise<void> {
   await db
