@@ -81,7 +81,8 @@ export function checkRateLimit(name: string, limit: Partial<RateLimit> | undefin
   const rps = limit?.requestsPerSecond;
   if (rps !== undefined && rps !== null && !(Number.isFinite(rps) && rps >= MIN_REQUESTS_PER_SECOND && rps <= MAX_REQUESTS_PER_SECOND)) {
     throw new ConfigurationError(
-      `${where}: rate limit ${String(rps)} requests/s is not valid: use 1 an hour (${MIN_REQUESTS_PER_SECOND}) to ${MAX_REQUESTS_PER_SECOND} a second, or null for unlimited`,
+      `${where}: rate limit ${String(rps)} requests/s is not valid: use one an hour (${MIN_REQUESTS_PER_SECOND.toPrecision(3)}) ` +
+        `to ${MAX_REQUESTS_PER_SECOND} a second, or null for unlimited`,
     );
   }
   const concurrent = limit?.maxConcurrent;

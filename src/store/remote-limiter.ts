@@ -17,6 +17,7 @@
 import type { Kysely } from 'kysely';
 import type { Integration } from '../connectors/connector';
 import { IntegrationThrottledError } from '../errors';
+import { formatRate } from '../rate-limit';
 import { formatDuration } from '../retry-policy';
 import { pausedFor, recordThrottle, reserveRequest } from './rate-limits';
 import type { HeldSlot, RequestSlots } from './request-slots';
@@ -227,12 +228,6 @@ export class RemoteLimiter {
 /** A wait in whole seconds (`2m`, `35s`), as people read it. */
 function roughly(ms: number): string {
   return formatDuration(Math.max(1, Math.ceil(ms / 1000)) * 1000);
-}
-
-/** A rate as people write it: `20/s`, `0.5/s`, or `unlimited`. */
-export function formatRate(rate: number | null): string {
-  if (rate === null) return 'unlimited';
-  return `${Number(rate.toPrecision(3))}/s`;
 }
 
 /** Sleeps `ms`, heartbeating about once a second; rejects with the abort reason when cancelled. */
