@@ -127,7 +127,9 @@ program
 
 program
   .command('status')
-  .description("each integration's circuit breaker (healthy or degraded), then recent job executions (--json: the executions)")
+  .description(
+    "each integration's circuit breaker (healthy or degraded) and rate limiter, then recent job executions (--json: the executions)",
+  )
   .option('--json', 'print JSON', false)
   .option('--limit <n>', 'how many', positiveInt, 20)
   .option('--integration <name>', 'only this integration')
@@ -218,6 +220,8 @@ integration
   )
   .option('--probe-interval <duration>', 'while the remote is down, one probe write per this interval, e.g. 30s (default 30s)')
   .option('--breaker-threshold <n>', 'failed remote calls in a row that trip the circuit breaker (default 10)')
+  .option('--rate-limit <rate>', 'requests the remote allows, across every worker, e.g. 20/s or 600/min (default unlimited)')
+  .option('--max-concurrent <n>', 'requests the remote allows in flight at once, across every worker (default unlimited)')
   .action(
     action(
       (
@@ -232,6 +236,8 @@ integration
           retryWindow?: string;
           probeInterval?: string;
           breakerThreshold?: string;
+          rateLimit?: string;
+          maxConcurrent?: string;
         },
       ) =>
         integrationSetCommand(name, {
@@ -241,6 +247,8 @@ integration
           ...(opts.retryWindow !== undefined ? { retryWindow: opts.retryWindow } : {}),
           ...(opts.probeInterval !== undefined ? { probeInterval: opts.probeInterval } : {}),
           ...(opts.breakerThreshold !== undefined ? { breakerThreshold: opts.breakerThreshold } : {}),
+          ...(opts.rateLimit !== undefined ? { rateLimit: opts.rateLimit } : {}),
+          ...(opts.maxConcurrent !== undefined ? { maxConcurrent: opts.maxConcurrent } : {}),
           enabled: !opts.disabled,
           twoWay: !opts.oneWay,
           priority: opts.priority,
@@ -249,7 +257,7 @@ integration
   );
 integration
   .command('list')
-  .description('list integrations with their retry window and circuit breaker state')
+  .description('list integrations with their retry window, circuit breaker state and rate limits')
   .option('--json', 'print JSON', false)
   .action(action((opts: { json: boolean }) => integrationListCommand(opts)));
 

@@ -13,6 +13,7 @@ import { ConfigurationError, InvalidEntityIdError } from './errors';
 import type { JobDefinition } from './jobs/definition';
 import { type FailedRecord, listFailedRecords } from './store/failures';
 import { type IntegrationHealth, listIntegrationHealth } from './store/integration-health';
+import { type RateLimitState, listRateLimits } from './store/rate-limits';
 import { type Runtime, getJob } from './runtime';
 import {
   CONNECTOR_ATTRIBUTE,
@@ -381,6 +382,15 @@ export class TidesyncClient {
   async integrationHealth(options: { integration?: string } = {}): Promise<IntegrationHealth[]> {
     if (options.integration !== undefined) await getIntegration(this.#db, options.integration);
     return listIntegrationHealth(this.#db, options);
+  }
+
+  /**
+   * The rate limits of every integration (or one) and what its limiter does now: the rate it
+   * spaces requests at (less than the limit while it climbs back after a 429), a pause, the 429s.
+   */
+  async rateLimits(options: { integration?: string } = {}): Promise<RateLimitState[]> {
+    if (options.integration !== undefined) await getIntegration(this.#db, options.integration);
+    return listRateLimits(this.#db, options);
   }
 
   /** Checks the names in a failure query (unknown ones are errors that list the known). */

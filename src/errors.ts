@@ -38,6 +38,18 @@ export class RateLimitedError extends TidesyncError {
   }
 }
 
+/**
+ * tidesync held a request back without sending it: the integration is paused after a 429 for
+ * longer than one activity waits, or its declared limits keep the request queued too long. The
+ * activity is retried after `retryAfterMs`; the remote saw nothing, so the breaker does not count it.
+ */
+export class IntegrationThrottledError extends RateLimitedError {
+  constructor(message: string, retryAfterMs: number, options?: { cause?: unknown }) {
+    super(message, retryAfterMs, options);
+    Object.defineProperty(this, 'code', { value: 'integration_throttled' });
+  }
+}
+
 /** The remote rejected the change for good (4xx other than 429): retrying cannot help. */
 export class PermanentRemoteError extends TidesyncError {
   /** HTTP status the remote answered with. */

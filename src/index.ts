@@ -44,6 +44,7 @@ export type {
   ProcessResult,
   Processor,
   PendingCreate,
+  RateLimit,
   ReadResult,
   Reader,
   RemoteRecord,
@@ -74,6 +75,7 @@ export {
   CodecError,
   ConfigurationError,
   IntegrationDegradedError,
+  IntegrationThrottledError,
   NON_RETRYABLE_ERROR_TYPES,
   PermanentRemoteError,
   RateLimitedError,
@@ -101,6 +103,8 @@ export type {
 } from './client';
 export type { FailedRecord } from './store/failures';
 export type { IntegrationHealth } from './store/integration-health';
+export type { RateLimitState } from './store/rate-limits';
+export { formatRate, parseRate } from './rate-limit';
 export {
   BREAKER_FAILURE_GAP_MS,
   DEFAULT_BREAKER_THRESHOLD,

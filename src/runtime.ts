@@ -14,6 +14,7 @@ import { applyConnectorEntities } from './jobs/resolve-parameters';
 import { ServiceRegistry } from './jobs/service-registry';
 import type { Databases } from './store/db';
 import type { EntityLocks } from './store/entity-locks';
+import type { RemoteLimiter } from './store/remote-limiter';
 import type { TidesyncDatabase } from './store/schema';
 
 /** The registries and jobs of a configuration. */
@@ -34,6 +35,8 @@ export interface Runtime extends Registries {
   readonly schema: string;
   /** Per-entity write locks (see `store/entity-locks.ts`). */
   readonly locks: EntityLocks;
+  /** The integrations' rate limits (see `store/remote-limiter.ts`). */
+  readonly limiter: RemoteLimiter;
 }
 
 /** What a runtime is built from: the application's declarations. */
@@ -79,14 +82,14 @@ export async function buildRegistries(declarations: RuntimeDeclarations): Promis
 /** Builds the registries, adds the built-in reader bound to the database, and prepares the jobs. */
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const registries = await buildRegistries(options);
-  const { app, store, schema, locks } = options.databases;
+  const { app, store, schema, locks, limiter } = options.databases;
   // The built-in reader, under its name and Oro's, unless the application bound those names itself.
   const entityById = new EntityByIdReader(app);
   for (const name of [ENTITY_BY_ID_READER, ORO_ENTITY_BY_ID_READER]) {
     if (!registries.services.has('reader', name)) registries.services.register('reader', name, entityById);
   }
   if (options.prepare ?? true) await prepareJobs(registries.jobs.values(), registries.services);
-  return { ...registries, app, store, schema, locks };
+  return { ...registries, app, store, schema, locks, limiter };
 }
 
 /** The job called `name`, or a `ConfigurationError` listing the known jobs. */

@@ -209,6 +209,7 @@ function writeContext(baseUrl: string, token: string): WriteContext {
     retryWindowMs: DEFAULT_RETRY_WINDOW_MS,
     probeIntervalMs: DEFAULT_PROBE_INTERVAL_MS,
     breakerThreshold: DEFAULT_BREAKER_THRESHOLD,
+    rateLimit: { requestsPerSecond: null, maxConcurrent: null },
   };
   return { integration, parameters: {}, secret: token, signal: new AbortController().signal };
 }

@@ -28,6 +28,7 @@ function context(): WriteContext {
     retryWindowMs: DEFAULT_RETRY_WINDOW_MS,
     probeIntervalMs: DEFAULT_PROBE_INTERVAL_MS,
     breakerThreshold: DEFAULT_BREAKER_THRESHOLD,
+    rateLimit: { requestsPerSecond: null, maxConcurrent: null },
   };
   return { integration, parameters: {}, secret: TOKEN, signal: new AbortController().signal };
 }

@@ -1,6 +1,12 @@
-/** `tidesync status`: each integration's circuit breaker, then recent job executions as a table (or JSON). */
+/**
+ * `tidesync status`: each integration's circuit breaker and rate limiter, then recent job
+ * executions as a table (or JSON).
+ */
+import { formatRate } from '../rate-limit';
+import { formatDuration } from '../retry-policy';
 import type { IntegrationHealth } from '../store/integration-health';
 import { encodeEntityId, parseEntityId } from '../entity-id';
+import type { RateLimitState } from '../store/rate-limits';
 import { openCommandContext } from './connect';
 
 /** Options of the status command. */
@@ -23,8 +29,15 @@ export async function statusCommand(options: StatusCommandOptions): Promise<numb
     // Normalised as the engine writes it (composite ids sorted by column); a bad id is an error here.
     const entity = options.entity === undefined ? undefined : encodeEntityId(parseEntityId(options.entity));
     if (!options.json && entity === undefined) {
-      const health = await ctx.client.integrationHealth(options.integration ? { integration: options.integration } : {});
-      for (const h of health) console.log(describeHealth(h));
+      const only = options.integration ? { integration: options.integration } : {};
+      const health = await ctx.client.integrationHealth(only);
+      const limits = new Map((await ctx.client.rateLimits(only)).map((l) => [l.integration, l]));
+      for (const h of health) {
+        console.log(describeHealth(h));
+        const limit = limits.get(h.integration);
+        const line = limit ? describeRateLimit(limit) : null;
+        if (line) console.log(line);
+      }
       if (health.length > 0) console.log('');
     }
     const rows = await ctx.client.recentExecutions({
@@ -80,4 +93,29 @@ export function describeHealth(h: IntegrationHealth): string {
   const recovered = h.recoveredAt ? `, recovered ${time(h.recoveredAt)} after ${h.probes} probes` : '';
   const streak = h.consecutiveFailures > 0 ? `, ${h.consecutiveFailures} failed calls in a row (last: ${h.lastError ?? 'unknown'})` : '';
   return `integration ${h.integration}: healthy${streak}${recovered}`;
+}
+
+/** What the limiter does now, when it is not simply at the declared limit: a cut rate, a pause; else null. */
+export function limiterNow(l: RateLimitState): string | null {
+  const parts: string[] = [];
+  if (l.currentRate !== null && l.requestsPerSecond !== null && l.currentRate < l.requestsPerSecond - 1e-9) {
+    parts.push(`now ${formatRate(l.currentRate)}, climbing back after a 429`);
+  }
+  if (l.pausedUntil) {
+    const asked = l.lastRetryAfterMs !== null ? ` (Retry-After ${formatDuration(l.lastRetryAfterMs)})` : '';
+    parts.push(`PAUSED until ${time(l.pausedUntil)} after a 429${asked}`);
+  }
+  return parts.length > 0 ? parts.join('; ') : null;
+}
+
+/** One line about an integration's rate limits and limiter; null for one without limits that never got a 429. */
+export function describeRateLimit(l: RateLimitState): string | null {
+  const limited = l.requestsPerSecond !== null || l.maxConcurrent !== null;
+  if (!limited && l.throttles === 0) return null;
+  const declared = limited
+    ? `rate limit ${formatRate(l.requestsPerSecond)}, at most ${l.maxConcurrent ?? 'unlimited'} in flight`
+    : 'no rate limit';
+  const now = limiterNow(l);
+  const seen = l.throttles > 0 ? `; ${l.throttles} 429s so far, last at ${time(l.lastThrottledAt)}` : '';
+  return `integration ${l.integration}: ${declared}${now ? `; ${now}` : ''}${seen}`;
 }

@@ -29,6 +29,19 @@ export interface Integration {
   readonly probeIntervalMs: number;
   /** Failed remote calls in a row (across the integration's exports) that trip its breaker. */
   readonly breakerThreshold: number;
+  /** What the remote allows, kept by every worker and export of the integration together. */
+  readonly rateLimit: RateLimit;
+}
+
+/**
+ * The limits of an integration's remote. Every remote call tidesync makes for a writer counts as
+ * one request: `write`, `writeBatch`, `delete`, and the `read` before an update.
+ */
+export interface RateLimit {
+  /** Requests a second, across every worker; null: unlimited. */
+  readonly requestsPerSecond: number | null;
+  /** Requests in flight at once, across every worker; null: unlimited. */
+  readonly maxConcurrent: number | null;
 }
 
 /** What tidesync remembers about one entity on one remote. */

@@ -23,6 +23,10 @@ export interface TidesyncMetrics {
   readonly failedRecords: MetricGauge;
   /** 1 while an integration's circuit breaker is open (`degraded`), 0 while it is healthy. */
   readonly breakerDegraded: MetricGauge;
+  /** How long remote calls waited for their integration's rate limits, in milliseconds, by integration. */
+  readonly rateLimitWaitMs: MetricHistogram;
+  /** 429s the remote answered (each pauses the integration for every worker), by integration. */
+  readonly remoteThrottled: MetricCounter;
 }
 
 /** Creates tidesync's metrics on `meter` (the runtime's: `Runtime.instance().metricMeter`). */
@@ -36,5 +40,7 @@ export function createMetrics(meter: MetricMeter): TidesyncMetrics {
     outboxOldestSeconds: meter.createGauge('tidesync_outbox_oldest_pending_age', 'float', 's', 'age of the oldest pending outbox row'),
     failedRecords: meter.createGauge('tidesync_failed_records', 'int', 'records', 'entities whose last export failed'),
     breakerDegraded: meter.createGauge('tidesync_breaker_degraded', 'int', '1', "1 while the integration's breaker is open"),
+    rateLimitWaitMs: meter.createHistogram('tidesync_rate_limit_wait', 'int', 'ms', 'time remote calls waited for the rate limits'),
+    remoteThrottled: meter.createCounter('tidesync_remote_throttled', 'responses', '429s that paused the integration'),
   };
 }

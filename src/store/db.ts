@@ -7,6 +7,8 @@ import { Kysely, PostgresDialect } from 'kysely';
 import { Pool } from 'pg';
 import { ConfigurationError } from '../errors';
 import { EntityLocks } from './entity-locks';
+import { RemoteLimiter } from './remote-limiter';
+import { RequestSlots } from './request-slots';
 import type { TidesyncDatabase } from './schema';
 
 /** The schema tidesync's tables live in unless configured otherwise. */
@@ -23,6 +25,8 @@ export interface Databases {
   readonly schema: string;
   /** Per-entity write locks, on a pool of their own opened at first use (see `entity-locks.ts`). */
   readonly locks: EntityLocks;
+  /** The integrations' rate limits, kept with every other process (see `remote-limiter.ts`); its pool opens at first use. */
+  readonly limiter: RemoteLimiter;
   /** Closes the pools. */
   destroy(): Promise<void>;
 }
@@ -56,12 +60,16 @@ export function openDatabases(url: string, options: DatabaseOptions = {}): Datab
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const app = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
   const locks = new EntityLocks(url, options.max ?? 10);
+  const store = storeDb(app, schema);
+  const limiter = new RemoteLimiter(store, new RequestSlots(url, options.max ?? 10));
   return {
     app,
-    store: storeDb(app, schema),
+    store,
     schema,
     locks,
+    limiter,
     destroy: async () => {
+      await limiter.close();
       await locks.close();
       await app.destroy();
     },

@@ -1,6 +1,6 @@
 /** Reads and writes integration settings (`tidesync.integration`). */
 import type { Kysely, Selectable } from 'kysely';
-import type { Integration, SyncPriority } from '../connectors/connector';
+import type { Integration, RateLimit, SyncPriority } from '../connectors/connector';
 import { ConfigurationError } from '../errors';
 import {
   DEFAULT_BREAKER_THRESHOLD,
@@ -14,7 +14,17 @@ import type { IntegrationTable, TidesyncDatabase } from './schema';
 /** The longest probe interval accepted: a down remote must still be checked once an hour. */
 const MAX_PROBE_INTERVAL_MS = 60 * 60 * 1000;
 
-function toIntegration(row: Selectable<IntegrationTable>): Integration {
+/** The highest request rate accepted: beyond it one PostgreSQL row per request is the bottleneck, not the remote. */
+export const MAX_REQUESTS_PER_SECOND = 1_000;
+
+/** The lowest request rate accepted: one request an hour. */
+export const MIN_REQUESTS_PER_SECOND = 1 / 3600;
+
+/** The most concurrent requests accepted: each one in flight holds a PostgreSQL connection (see `request-slots.ts`). */
+export const MAX_CONCURRENT_REQUESTS = 1_000;
+
+/** An integration's row as the `Integration` the engine works with. */
+export function toIntegration(row: Selectable<IntegrationTable>): Integration {
   return {
     id: row.id,
     type: row.type,
@@ -27,6 +37,7 @@ function toIntegration(row: Selectable<IntegrationTable>): Integration {
     retryWindowMs: Number(row.retry_window_ms),
     probeIntervalMs: row.probe_interval_ms,
     breakerThreshold: row.breaker_threshold,
+    rateLimit: { requestsPerSecond: row.rate_limit_rps, maxConcurrent: row.max_concurrent },
   };
 }
 
@@ -60,6 +71,30 @@ export interface IntegrationSettings {
   readonly probeIntervalMs?: number;
   /** Failed remote calls in a row that trip the breaker; default 10. */
   readonly breakerThreshold?: number;
+  /** What the remote allows (requests a second, in flight at once), across every worker; default unlimited. */
+  readonly rateLimit?: Partial<RateLimit>;
+}
+
+/** Checks an integration's rate limit; errors name the setting and the value. */
+export function checkRateLimit(name: string, limit: Partial<RateLimit> | undefined): void {
+  const where = `integration '${name}'`;
+  const rps = limit?.requestsPerSecond;
+  if (rps !== undefined && rps !== null && !(Number.isFinite(rps) && rps >= MIN_REQUESTS_PER_SECOND && rps <= MAX_REQUESTS_PER_SECOND)) {
+    throw new ConfigurationError(
+      `${where}: rate limit ${String(rps)} requests/s is not valid: use one an hour (${MIN_REQUESTS_PER_SECOND.toPrecision(3)}) ` +
+        `to ${MAX_REQUESTS_PER_SECOND} a second, or null for unlimited`,
+    );
+  }
+  const concurrent = limit?.maxConcurrent;
+  if (
+    concurrent !== undefined &&
+    concurrent !== null &&
+    !(Number.isInteger(concurrent) && concurrent >= 1 && concurrent <= MAX_CONCURRENT_REQUESTS)
+  ) {
+    throw new ConfigurationError(
+      `${where}: max concurrent requests ${String(concurrent)} is not valid: use a whole number from 1 to ${MAX_CONCURRENT_REQUESTS}, or null for unlimited`,
+    );
+  }
 }
 
 /** Checks the retry and breaker settings; errors name the setting and the value. */
@@ -88,6 +123,7 @@ export function checkRetrySettings(
 /** Creates the integration, or updates it when one with that name exists (omitted settings get their defaults). */
 export async function upsertIntegration(db: Kysely<TidesyncDatabase>, settings: IntegrationSettings): Promise<Integration> {
   checkRetrySettings(settings);
+  checkRateLimit(settings.name, settings.rateLimit);
   const values = {
     type: settings.type,
     enabled: settings.enabled ?? true,
@@ -98,6 +134,8 @@ export async function upsertIntegration(db: Kysely<TidesyncDatabase>, settings: 
     retry_window_ms: settings.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS,
     probe_interval_ms: settings.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS,
     breaker_threshold: settings.breakerThreshold ?? DEFAULT_BREAKER_THRESHOLD,
+    rate_limit_rps: settings.rateLimit?.requestsPerSecond ?? null,
+    max_concurrent: settings.rateLimit?.maxConcurrent ?? null,
   };
   const row = await db
     .insertInto('integration')

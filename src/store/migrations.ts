@@ -10,6 +10,7 @@ import { DEFAULT_SCHEMA, checkSchemaName } from './db';
 import { bulkExports } from './migration-bulk-exports';
 import { failureLifecycle } from './migration-failure-lifecycle';
 import { pendingCreate } from './migration-pending-create';
+import { rateLimits } from './migration-rate-limits';
 
 /** The migrations of tidesync's tables in `schema`, by name (kysely runs them in name order). */
 function migrationsFor(schema: string): Record<string, Migration> {
@@ -143,6 +144,7 @@ function migrationsFor(schema: string): Record<string, Migration> {
     '2026_12_02_001_failure_lifecycle': failureLifecycle(schema),
     '2026_12_03_001_pending_create': pendingCreate(schema),
     '2026_12_10_001_bulk_exports': bulkExports(schema),
+    '2026_12_14_001_rate_limits': rateLimits(schema),
     '2026_12_20_001_executions_by_entity': {
       async up(root: Kysely<unknown>): Promise<void> {
         // `tidesync status --entity` finds the passes that exported an entity among change streams' many.

@@ -30,6 +30,10 @@ export interface IntegrationTable {
   probe_interval_ms: Generated<number>;
   /** Failed remote calls in a row that trip the breaker. */
   breaker_threshold: Generated<number>;
+  /** Requests per second the remote allows, across every worker; null: unlimited. */
+  rate_limit_rps: number | null;
+  /** Requests the remote allows in flight at once, across every worker; null: unlimited. */
+  max_concurrent: number | null;
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;
 }
@@ -115,6 +119,27 @@ export interface IntegrationHealthTable {
   updated_at: DefaultTimestamp;
 }
 
+/** `tidesync.integration_throttle`: the shared state of one integration's rate limiter. */
+export interface IntegrationThrottleTable {
+  integration_id: number;
+  /** The next free request slot: each request takes the slot and moves it one interval (1 / rate) on. */
+  next_at: DefaultTimestamp;
+  /** No request may start before this time: the remote answered 429 with this Retry-After. */
+  paused_until: Timestamp | null;
+  /** The rate (requests per second) just after the last cut, climbing back from `recover_from`. */
+  reduced_rps: number | null;
+  /** When the reduced rate starts climbing back to the limit (the end of the pause that cut it). */
+  recover_from: Timestamp | null;
+  /** When a 429 last cut the rate (one burst of 429s is one cut). */
+  cut_at: Timestamp | null;
+  /** 429s the remote answered, ever. */
+  throttles: Generated<number>;
+  last_throttled_at: Timestamp | null;
+  /** The last Retry-After, in milliseconds (bigint: read as text). */
+  last_retry_after_ms: ColumnType<string | null, number | null | undefined, number | null>;
+  updated_at: DefaultTimestamp;
+}
+
 /** Status of an outbox row. */
 export type OutboxStatus = 'pending' | 'dispatched' | 'skipped';
 
@@ -156,4 +181,5 @@ export interface TidesyncDatabase {
   outbox: OutboxTable;
   conflict: ConflictTable;
   integration_health: IntegrationHealthTable;
+  integration_throttle: IntegrationThrottleTable;
 }

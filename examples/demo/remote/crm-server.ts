@@ -11,6 +11,7 @@ import { CrmApiError, type CrmContact } from './crm-contact';
 import { FaultQueue, parseFaultSpec, type Fault, type FaultSpec } from './crm-faults';
 import { decodeId, header, parseJson, readBody, send, sendError, sendJson, withEtag } from './crm-http';
 import type { StoredResponse } from './crm-idempotency';
+import { type CrmRequest, CrmRequestLog } from './crm-requests';
 import type { CrmStorage } from './crm-journal';
 import { CrmStore, type CrmStats, type CrmWriteHook } from './crm-store';
 
@@ -45,6 +46,7 @@ export class DemoCrmServer {
   readonly #server: Server;
   readonly #store: CrmStore;
   readonly #faultQueue = new FaultQueue();
+  readonly #requests = new CrmRequestLog();
   readonly #token: Buffer;
   /** Pending `slow` waits, ended early by `stop()` so it never hangs on them. */
   readonly #sleepers = new Map<NodeJS.Timeout, () => void>();
@@ -110,9 +112,20 @@ export class DemoCrmServer {
     return this.#store.storage();
   }
 
-  /** Zeroes the request counters (`POST /_control/stats/reset`). */
+  /** Zeroes the request counters and the request log (`POST /_control/stats/reset`). */
   resetStats(): void {
     this.#store.resetStats();
+    this.#requests.reset();
+  }
+
+  /** Every `/contacts` request since the last reset, oldest first, with when it arrived and ended (`GET /_control/requests`). */
+  requests(): CrmRequest[] {
+    return this.#requests.entries();
+  }
+
+  /** The most `/contacts` requests in flight at once since the last reset. */
+  peakInFlight(): number {
+    return this.#requests.peakInFlight;
   }
 
   /** Queues a fault for upcoming matching requests (`POST /_control/faults`); validates `spec`. */
@@ -149,8 +162,11 @@ export class DemoCrmServer {
     const method = (req.method ?? 'GET').toUpperCase();
     const path = new URL(req.url ?? '/', 'http://demo-crm').pathname;
     try {
-      if (path === '/contacts' || path.startsWith('/contacts/')) await this.#contactsApi(method, path, req, res);
-      else if (path.startsWith('/_control/')) await this.#control(method, path, req, res);
+      if (path === '/contacts' || path.startsWith('/contacts/')) {
+        const ended = this.#requests.begin(method, path);
+        res.once('close', () => ended(res.writableFinished ? res.statusCode : null));
+        await this.#contactsApi(method, path, req, res);
+      } else if (path.startsWith('/_control/')) await this.#control(method, path, req, res);
       else throw new CrmApiError(404, 'not_found', `no route for ${method} ${path}`);
     } catch (error) {
       if (error instanceof CrmApiError) {
@@ -274,6 +290,8 @@ export class DemoCrmServer {
       case 'POST /_control/stats/reset':
         this.resetStats();
         return sendJson(res, 200, this.stats());
+      case 'GET /_control/requests':
+        return sendJson(res, 200, { peakInFlight: this.peakInFlight(), requests: this.requests() });
       case 'DELETE /_control/contacts':
         this.wipe();
         return sendJson(res, 204, undefined);

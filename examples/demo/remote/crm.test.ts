@@ -295,6 +295,27 @@ describe('demo crm control endpoints and client edges', () => {
     expect(await client.list()).toEqual([]);
   });
 
+  it('should log each request with when it arrived and ended, and the most in flight at once', async () => {
+    server.injectFault({ kind: 'slow', delayMs: 200, apply: true, count: 3 });
+    const began = Date.now();
+    await Promise.all([1, 2, 3].map((i) => client.create({ ...alice, email: `a${i}@example.com` }, { idempotencyKey: key() })));
+    await client.list();
+    const logged = server.requests();
+    expect(logged.map((r) => [r.method, r.path, r.status])).toEqual([
+      ['POST', '/contacts', 201],
+      ['POST', '/contacts', 201],
+      ['POST', '/contacts', 201],
+      ['GET', '/contacts', 200],
+    ]);
+    expect(logged[0]?.at).toBeGreaterThanOrEqual(began - 1);
+    expect((logged[0]?.endedAt ?? 0) - (logged[0]?.at ?? 0)).toBeGreaterThanOrEqual(190);
+    expect(server.peakInFlight()).toBe(3);
+    const http = await raw('GET', '/_control/requests', { token: null });
+    expect(http.json).toMatchObject({ peakInFlight: 3, requests: expect.arrayContaining([expect.objectContaining({ method: 'GET' })]) });
+    server.resetStats();
+    expect({ requests: server.requests(), peak: server.peakInFlight() }).toEqual({ requests: [], peak: 0 });
+  });
+
   it('should map a refused connection to TransientRemoteError', async () => {
     const gone = await DemoCrmServer.start({ token: TOKEN });
     await gone.stop();
