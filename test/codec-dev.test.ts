@@ -80,7 +80,8 @@ describe('the codec in tidesync dev', () => {
     const { email, last_name } = seedContact(0);
     expect(history.haystack).not.toContain(email);
     expect(history.haystack).not.toContain(last_name);
-    expect(history.payloads.filter((p) => p.keyId === 'demo').length).toBeGreaterThan(10);
+    // The input, each local activity's result and the run's result, all under the demo's key.
+    expect(history.payloads.filter((p) => p.keyId === 'demo').length).toBeGreaterThanOrEqual(8);
   });
 
   it("should point a dev server's Web UI at the codec server", async () => {

@@ -158,7 +158,8 @@ describe('export histories with the codec on', () => {
   it('should write every payload encrypted under k1, search attributes aside', async () => {
     const history = await rawHistory(raw, runs[0]!.workflowId, runs[0]!.runId);
     const data = history.payloads.filter((p) => !sdkBookkeeping(p.path));
-    expect(data.length).toBeGreaterThan(10);
+    // The input, the result of each local activity of the pass (begin, read, process, write, write back, finish) and the run's result.
+    expect(data.length).toBeGreaterThanOrEqual(8);
     expect(data.filter((p) => p.encoding !== 'binary/encrypted' || p.keyId !== 'k1').map((p) => `${p.path}: ${p.encoding}`)).toEqual([]);
     // Search attributes stay readable (Temporal indexes them): ids and statuses only.
     const attributes = history.payloads.filter((p) => p.path.includes('searchAttributes'));
