@@ -63,11 +63,11 @@ export async function statusCommand(options: StatusCommandOptions): Promise<numb
       job: r.job,
       integration: r.integration,
       connector: r.connector,
-      run: `${r.workflow_id} #${r.iteration}`,
       ids: r.entity_ids.length > 3 ? `${r.entity_ids.slice(0, 3).join(',')},… (${r.entity_ids.length})` : r.entity_ids.join(','),
       status: r.status,
       'r/p/w/s/f': `${r.read_count}/${r.processed_count}/${r.written_count}/${r.skipped_count}/${r.failed_count}`,
       error: r.failed_step ? `${r.failed_step}: ${r.error ?? ''}` : (r.failures[0]?.message ?? ''),
+      run: `${r.workflow_id} #${r.iteration}`,
     }));
     const columns = Object.keys(table[0] as object) as Array<keyof (typeof table)[number]>;
     const widths = columns.map((c) => Math.min(60, Math.max(c.length, ...table.map((row) => row[c].length))));

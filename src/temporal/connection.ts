@@ -35,6 +35,9 @@ const HINTS: ReadonlyArray<readonly [RegExp, string]> = [
   [/ConnectionReset|ECONNRESET|BrokenPipe|Failed to connect \(/, 'the server closed the connection (TLS on one side only?)'],
 ];
 
+/** The hint when a TLS connection without a client certificate is closed by the server. */
+const MAYBE_MTLS = 'the server closed the connection: it may require a client certificate (mutual TLS)';
+
 class ConnectTimeout extends Error {}
 
 function describe(resolved: ResolvedTemporal): string {
@@ -48,7 +51,10 @@ function connectError(resolved: ResolvedTemporal, err: unknown, timeoutMs: numbe
     err instanceof ConnectTimeout || /DEADLINE_EXCEEDED|Failed to connect before the deadline/.test((err as Error).message)
       ? `no answer within ${timeoutMs} ms`
       : (err as Error).message.replace(/\.?\s*Resolution note:\s*$/, '');
-  const hint = HINTS.find(([pattern]) => pattern.test(reason))?.[1];
+  // Over TLS 1.3 a server that wants a client certificate refuses it after the client thinks the
+  // handshake is done: the client may only see the connection close, not the server's alert.
+  const closedWithoutCert = describe(resolved) === 'TLS' && /connection closed|Canceled|ConnectionReset|ECONNRESET/i.test(reason);
+  const hint = HINTS.find(([pattern]) => pattern.test(reason))?.[1] ?? (closedWithoutCert ? MAYBE_MTLS : undefined);
   return new ConfigurationError(
     `cannot connect to temporal at '${resolved.address}' (${describe(resolved)}): ${hint ? `${hint}: ` : ''}${reason}`,
     { cause: err },
