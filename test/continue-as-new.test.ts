@@ -3,7 +3,8 @@ import { exportWorkflowId } from '../src/client';
 import { compareRemoteWithLocal, setupDemo } from '../examples/demo/demo-setup';
 import type { ExportInput, ExportResult } from '../src/workflows';
 import { changedSignal } from '../src/workflows/signals';
-import { createTestDatabase, startTestEngine, uniqueName } from './helpers';
+import { STATUS_ATTRIBUTE } from '../src/search-attributes';
+import { createTestDatabase, startTestEngine, uniqueName, waitFor } from './helpers';
 
 describe('long-lived entity workflows', () => {
   it('should continue as new when passes reach the limit, and still export the latest state', async () => {
@@ -14,9 +15,18 @@ describe('long-lived entity workflows', () => {
       await engine.client.waitForExport(
         await engine.client.scheduleExport({ integration: demo.integration.name, connector: 'contact', id: 1 }),
       );
-      // Pass 1's write is slow; a change committed meanwhile needs a second pass, beyond the limit of 1.
+      // Pass 1's write fails three times (its local activity's attempts), so the run waits on a
+      // durable timer; a change committed meanwhile needs a second pass, beyond the limit of 1.
+      await engine.client.upsertIntegration({
+        type: demo.integration.type,
+        name: demo.integration.name,
+        transport: demo.integration.transport,
+        secretRef: demo.integration.secretRef,
+        probeIntervalMs: 1000,
+        breakerThreshold: 1000,
+      });
       await sql`update contacts set phone = 'first' where id = 1`.execute(database.app);
-      demo.remote.injectFault({ kind: 'slow', delayMs: 1500, apply: true, count: 1, method: 'PATCH' });
+      demo.remote.injectFault({ kind: '5xx', status: 503, count: 3, method: 'PATCH' });
       const workflowId = exportWorkflowId(demo.integration.name, 'contact', 1);
       const input: ExportInput = { integration: demo.integration.name, connector: 'contact', ids: [1], maxPassesPerRun: 1 };
       const handle = await engine.temporal.workflow.signalWithStart('demo_contact_export', {
@@ -25,7 +35,10 @@ describe('long-lived entity workflows', () => {
         args: [input],
         signal: changedSignal,
       });
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      await waitFor('the run waiting to retry', async () => {
+        const description = await engine.temporal.workflow.getHandle(workflowId, handle.signaledRunId).describe();
+        return description.typedSearchAttributes.get(STATUS_ATTRIBUTE) === 'retrying';
+      });
       await sql`update contacts set phone = 'second' where id = 1`.execute(database.app);
       await engine.client.scheduleExport({ integration: demo.integration.name, connector: 'contact', id: 1 });
 
