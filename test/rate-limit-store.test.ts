@@ -35,34 +35,40 @@ describe('the rate limiter state in PostgreSQL', () => {
 
   it('should space request slots 1 / rate apart, however many ask at once, and book at most the horizon', async () => {
     const { id } = await integration({ requestsPerSecond: 20, maxConcurrent: null });
-    // Each answer's slot on one clock: when it came back plus its wait.
-    const asked = await Promise.all(
-      Array.from({ length: 30 }, async () => {
-        const r = await reserveRequest(database.db, id, 1_000);
-        return { ...r, at: Date.now() + r.waitMs };
-      }),
-    );
+    const clock = async () => (await sql<{ t: Date }>`select clock_timestamp() as t`.execute(database.app)).rows[0]?.t.getTime() as number;
+    const before = await clock();
+    const asked = await Promise.all(Array.from({ length: 30 }, () => reserveRequest(database.db, id, 1_000)));
+    const after = await clock();
     const granted = asked.filter((r) => r.granted);
-    const slotsAt = granted.map((r) => r.at).sort((a, b) => a - b);
-    // 50 ms apart, none booked more than the 1 s horizon ahead: about 21 of the 30.
+    // About 21 of the 30 (0, 50, ..., 1000 ms away, a little more as the clock moves on); none more than the horizon ahead.
     expect(granted.length).toBeGreaterThanOrEqual(20);
     expect(granted.length).toBeLessThan(30);
     expect(Math.max(...granted.map((r) => r.waitMs))).toBeLessThanOrEqual(1_000);
-    for (let i = 1; i < slotsAt.length; i++) expect((slotsAt[i] as number) - (slotsAt[i - 1] as number)).toBeGreaterThan(40);
-    // The others were told how long until the first free slot, beyond the horizon, and booked nothing.
-    for (const r of asked.filter((x) => !x.granted)) expect(r.waitMs).toBeGreaterThan(950);
     expect(asked.every((r) => r.rate === 20)).toBe(true);
+    // Each granted slot moved the next one on by exactly 50 ms, from the first slot (taken between before and after).
+    const row = await database.db
+      .selectFrom('integration_throttle')
+      .select('next_at')
+      .where('integration_id', '=', id)
+      .executeTakeFirstOrThrow();
+    const booked = row.next_at.getTime() - granted.length * 50;
+    expect(booked).toBeGreaterThanOrEqual(before - 1);
+    expect(booked).toBeLessThanOrEqual(after + 1);
+    // The others were told how long until the first free slot, beyond the horizon, and booked nothing.
+    for (const r of asked.filter((x) => !x.granted)) expect(r.waitMs).toBeGreaterThan(950 - (after - before));
   });
 
   it('should pause every caller after a 429, halve the rate once per burst, and climb back from the end of the pause', async () => {
     const { id, name } = await integration({ requestsPerSecond: 10, maxConcurrent: null });
     expect(await recordThrottle(database.db, id, 500)).toBeGreaterThan(400);
     expect(await recordThrottle(database.db, id, 300)).toBeGreaterThan(400); // a shorter Retry-After keeps the longer pause
-    const first = await reserveRequest(database.db, id, 5_000);
+    // Both asked at once, so their waits are on one clock whatever the machine's load: 5/s, 200 ms apart.
+    const [first, second] = (await Promise.all([reserveRequest(database.db, id, 5_000), reserveRequest(database.db, id, 5_000)])).sort(
+      (a, b) => a.waitMs - b.waitMs,
+    );
     expect(first).toMatchObject({ granted: true, rate: 5 }); // halved once for the burst of two
-    expect(first.waitMs).toBeGreaterThan(400);
-    const second = await reserveRequest(database.db, id, 5_000);
-    expect(second.waitMs - first.waitMs).toBeGreaterThan(190); // 5/s: 200 ms apart
+    expect(first!.waitMs).toBeGreaterThan(300);
+    expect(second!.waitMs - first!.waitMs).toBeGreaterThan(150);
 
     const [state] = await listRateLimits(database.db, { integration: name });
     expect(state).toMatchObject({ requestsPerSecond: 10, currentRate: 5, throttles: 2, lastRetryAfterMs: 300 });
