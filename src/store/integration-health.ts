@@ -9,6 +9,7 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { Integration } from '../connectors/connector';
 import { BREAKER_FAILURE_GAP_MS } from '../retry-policy';
+import { prepared } from './prepared';
 import type { BreakerState, TidesyncDatabase } from './schema';
 
 /** What the breaker says to a write that wants to go ahead. */
@@ -74,7 +75,12 @@ export async function recordRemoteFailure(db: Kysely<TidesyncDatabase>, settings
  * nothing when there was no streak.
  */
 export async function recordRemoteSuccess(db: Kysely<TidesyncDatabase>, integrationId: number): Promise<void> {
-  await db
+  await closeStreak(db, integrationId);
+}
+
+// Run after every batch a bulk page sends: compiled once (see `prepared.ts`).
+const closeStreak = prepared(1, (db: Kysely<TidesyncDatabase>, integrationId: number) =>
+  db
     .updateTable('integration_health')
     .set({
       state: 'healthy',
@@ -84,9 +90,8 @@ export async function recordRemoteSuccess(db: Kysely<TidesyncDatabase>, integrat
       updated_at: sql`now()`,
     })
     .where('integration_id', '=', integrationId)
-    .where((eb) => eb.or([eb('state', '=', 'degraded'), eb('consecutive_failures', '>', 0)]))
-    .execute();
-}
+    .where((eb) => eb.or([eb('state', '=', 'degraded'), eb('consecutive_failures', '>', 0)])),
+);
 
 /**
  * The write activity's gate: a healthy integration lets every write through; a degraded one only

@@ -18,6 +18,7 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { Integration } from '../connectors/connector';
 import { getIntegration, toIntegration } from './integrations';
+import { prepared } from './prepared';
 import type { TidesyncDatabase } from './schema';
 
 /** After a 429 the rate is halved; this is the fraction of the limit it never goes below. */
@@ -157,17 +158,21 @@ export async function loadIntegrationForWrite(
   db: Kysely<TidesyncDatabase>,
   name: string,
 ): Promise<{ integration: Integration; pausedMs: number }> {
-  const row = await db
-    .selectFrom('integration')
-    .leftJoin('integration_throttle', 'integration_throttle.integration_id', 'integration.id')
-    .selectAll('integration')
-    .select(msUntil(sql`integration_throttle.paused_until`).as('paused_ms'))
-    .where('integration.name', '=', name)
-    .executeTakeFirst();
+  const [row] = (await selectForWrite(db, name)).rows;
   if (!row) return { integration: await getIntegration(db, name), pausedMs: 0 };
   const { paused_ms: pausedMs, ...integration } = row;
   return { integration: toIntegration(integration), pausedMs };
 }
+
+// Once per page of a bulk export: compiled once (see `prepared.ts`).
+const selectForWrite = prepared(1, (db: Kysely<TidesyncDatabase>, name: string) =>
+  db
+    .selectFrom('integration')
+    .leftJoin('integration_throttle', 'integration_throttle.integration_id', 'integration.id')
+    .selectAll('integration')
+    .select(msUntil(sql`integration_throttle.paused_until`).as('paused_ms'))
+    .where('integration.name', '=', name),
+);
 
 /** An integration's limits and its limiter's state, as `tidesync status` and `integration list` show them. */
 export interface RateLimitState {

@@ -1,6 +1,7 @@
 /** Reads and writes `tidesync.sync_state`. */
 import { type ExpressionBuilder, type Kysely, type Selectable, sql } from 'kysely';
 import type { PendingCreate, SyncState } from '../connectors/connector';
+import { prepared } from './prepared';
 import type { SyncStateTable, TidesyncDatabase } from './schema';
 
 /** Identifies the entities of one connector on one integration. */
@@ -21,16 +22,20 @@ export async function loadSyncStates(
   keys: readonly string[],
 ): Promise<Map<string, SyncState>> {
   if (keys.length === 0) return new Map();
-  const rows = await db
-    .selectFrom('sync_state')
-    .selectAll()
-    .where('integration_id', '=', scope.integrationId)
-    .where('connector', '=', scope.connector)
-    // One array parameter, not one per key: a bulk page asks for 500 keys at a time.
-    .where('entity_id', '=', sql<string>`any(${[...keys]}::text[])`)
-    .execute();
+  const { rows } = await selectStates(db, scope.integrationId, scope.connector, [...keys]);
   return new Map(rows.map((r) => [r.entity_id, toSyncState(r)]));
 }
+
+// A bulk page runs this twice per lock scope: compiled once (see `prepared.ts`).
+const selectStates = prepared(3, (db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, keys: string[]) =>
+  db
+    .selectFrom('sync_state')
+    .selectAll()
+    .where('integration_id', '=', integrationId)
+    .where('connector', '=', connector)
+    // One array parameter, not one per key: a bulk page asks for 500 keys at a time.
+    .where('entity_id', '=', sql<string>`any(${keys}::text[])`),
+);
 
 function toSyncState(r: Selectable<SyncStateTable>): SyncState {
   return {
@@ -85,9 +90,13 @@ export async function saveSynced(db: Kysely<TidesyncDatabase>, scope: SyncScope,
  */
 export async function saveSyncedMany(db: Kysely<TidesyncDatabase>, scope: SyncScope, entities: readonly SyncedEntity[]): Promise<void> {
   if (entities.length === 0) return;
-  const now = new Date();
   const rows = JSON.stringify(entities.map((e) => ({ k: e.key, r: e.remoteId, v: e.remoteVersion, s: e.snapshot, h: e.hash })));
-  await db
+  await upsertSynced(db, scope.integrationId, scope.connector, rows, new Date());
+}
+
+// Once per lock scope of a bulk page: compiled once (see `prepared.ts`).
+const upsertSynced = prepared(4, (db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) =>
+  db
     .insertInto('sync_state')
     .columns([
       'integration_id',
@@ -106,7 +115,7 @@ export async function saveSyncedMany(db: Kysely<TidesyncDatabase>, scope: SyncSc
       'updated_at',
     ])
     .expression(
-      sql`select ${scope.integrationId}::integer, ${scope.connector}::text, r.k, r.r, r.v, r.s, r.h, ${now}::timestamptz,
+      sql`select ${integrationId}::integer, ${connector}::text, r.k, r.r, r.v, r.s, r.h, ${now}::timestamptz,
         null::text, 'active'::text, 0, null::timestamptz, null::jsonb, ${now}::timestamptz
         from json_to_recordset(${rows}::json) as r(k text, r text, v text, s jsonb, h text)`,
     )
@@ -125,9 +134,8 @@ export async function saveSyncedMany(db: Kysely<TidesyncDatabase>, scope: SyncSc
         pending_create: null,
         updated_at: eb.ref('excluded.updated_at'),
       })),
-    )
-    .execute();
-}
+    ),
+);
 
 /**
  * Records that an entity deleted locally is gone: `deleted` when the remote record was deleted,
@@ -181,33 +189,38 @@ export async function savePendingCreate(
     .execute();
 }
 
-/** `savePendingCreate` for many entities (distinct keys) in one statement: a bulk export's batch of creates. */
+/**
+ * `savePendingCreate` for many entities (distinct keys) in one statement: a bulk export's lock
+ * scope of creates. The rows travel as one JSON parameter (`json_to_recordset`), as in
+ * `saveSyncedMany`: 500 rows as VALUES were 2,500 parameters for the query builder to compile
+ * and the server to parse, on every lock scope.
+ */
 export async function savePendingCreates(
   db: Kysely<TidesyncDatabase>,
   scope: SyncScope,
   creates: ReadonlyArray<{ readonly key: string; readonly pending: PendingCreate }>,
 ): Promise<void> {
   if (creates.length === 0) return;
-  const now = new Date();
-  await db
+  const rows = JSON.stringify(creates.map((c) => ({ k: c.key, p: c.pending })));
+  await insertPending(db, scope.integrationId, scope.connector, rows, new Date());
+}
+
+// Once per lock scope of a bulk page: compiled once (see `prepared.ts`).
+const insertPending = prepared(4, (db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) =>
+  db
     .insertInto('sync_state')
-    .values(
-      creates.map((c) => ({
-        integration_id: scope.integrationId,
-        connector: scope.connector,
-        entity_id: c.key,
-        pending_create: JSON.stringify(c.pending),
-        updated_at: now,
-      })),
+    .columns(['integration_id', 'connector', 'entity_id', 'pending_create', 'updated_at'])
+    .expression(
+      sql`select ${integrationId}::integer, ${connector}::text, r.k, r.p, ${now}::timestamptz
+        from json_to_recordset(${rows}::json) as r(k text, p jsonb)`,
     )
     .onConflict((oc) =>
       oc
         .columns(['integration_id', 'connector', 'entity_id'])
         .doUpdateSet((eb) => ({ pending_create: eb.ref('excluded.pending_create'), updated_at: eb.ref('excluded.updated_at') }))
         .where('sync_state.pending_create', 'is', null),
-    )
-    .execute();
-}
+    ),
+);
 
 /** Forgets a pending create that the remote refused: it was not applied, nothing is on the remote. */
 export async function clearPendingCreate(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string): Promise<void> {
