@@ -13,9 +13,10 @@
  * transaction, two reads and a save: at 100 rows a batch that was 8 database round trips per 100
  * rows, and on a 2-core machine round trips are what a bulk export spends its time on.
  *
- * Creates are recorded as pending before the batch goes out (one statement), as the per-entity
- * path records its create: a batch whose answer is lost (the writer gave up while the remote
- * still applied it, or the worker died) leaves the key each create went out with, and the next
+ * Creates are recorded as pending before the scope's first batch goes out (one statement for all
+ * of them), as the per-entity path records its create: a batch whose answer is lost (the writer
+ * gave up while the remote still applied it, or the worker died) leaves the key each create went
+ * out with, and the next
  * write of that entity sends it again under that key, so the remote answers from its idempotency
  * records instead of making a second record. A pending create whose data is still the entity's
  * goes out in the batch again under its key; one whose entity has changed since is written on its
@@ -127,6 +128,16 @@ async function sendBatches(ctx: LockedWriteContext, batch: readonly Batched[], o
   const size = Math.max(1, ctx.write.writer.maxBatchSize ?? batch.length);
   const synced: SyncedEntity[] = [];
   const again: Batched[] = [];
+  // Recorded first, for the whole scope at once: if an answer is lost, the next write sends these
+  // creates again with their keys. A create recorded but never sent (a batch before it failed)
+  // goes out under that key later, which is as good as a new one.
+  await savePendingCreates(
+    ctx.runtime.store,
+    ctx.write.scope,
+    batch
+      .filter((b) => b.sent.operation === 'create')
+      .map((b) => ({ key: b.change.key, pending: { idempotencyKey: b.sent.idempotencyKey, hash: b.change.hash, data: b.sent.data } })),
+  );
   try {
     for (let start = 0; start < batch.length; start += size)
       await sendBatch(ctx, batch.slice(start, start + size), outcomes, synced, again);
@@ -185,13 +196,6 @@ async function sendBatch(
 ): Promise<void> {
   const { writer, context } = ctx.write;
   if (!writer.writeBatch) throw new ConfigurationError(`writer '${ctx.step.writer}' has no writeBatch`);
-  const creates = batch.filter((b) => b.sent.operation === 'create');
-  // Recorded first: if the answer is lost, the next write sends these creates again with their keys.
-  await savePendingCreates(
-    ctx.runtime.store,
-    ctx.write.scope,
-    creates.map((b) => ({ key: b.change.key, pending: { idempotencyKey: b.sent.idempotencyKey, hash: b.change.hash, data: b.sent.data } })),
-  );
   // Refused: not applied, so nothing of that create is on the remote.
   const refused = async (b: Batched) => {
     if (b.sent.operation === 'create') await clearPendingCreate(ctx.runtime.store, ctx.write.scope, b.change.key);
