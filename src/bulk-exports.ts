@@ -178,7 +178,7 @@ export class BulkExports {
       skipped: result.counters.skipped,
       failed: result.counters.failed,
       pages: result.pages,
-      rate: result.durationMs > 0 ? Math.round((result.done / result.durationMs) * 10_000) / 10 : 0,
+      rate: bulkRate(result),
       etaSeconds: 0,
       startedAt: description.startTime.toISOString(),
       runs: result.runs,
@@ -253,4 +253,10 @@ export function bulkWorkflowLabels(input: BulkExportInput) {
 /** True when `err` says the workflow does not exist. */
 export function isUnknownWorkflow(err: unknown): boolean {
   return err instanceof WorkflowNotFoundError;
+}
+
+/** Rows a second while a finished export ran: paused time left out (older results only know the whole duration). */
+export function bulkRate(result: BulkExportResult): number {
+  const ms = result.activeMs ?? result.durationMs;
+  return ms > 0 ? Math.round((result.done / ms) * 10_000) / 10 : 0;
 }

@@ -5,6 +5,7 @@
  */
 import { SingleBar } from 'cli-progress';
 import type { BulkMode } from '../activities/bulk-types';
+import { bulkRate } from '../bulk-exports';
 import type { TidesyncClient } from '../client';
 import type { Servers } from '../config/servers';
 import { formatDuration } from '../retry-policy';
@@ -99,15 +100,30 @@ export function uiLink(servers: Servers, workflowId: string): string | null {
 
 function summarize(result: BulkExportResult) {
   const { status, mode, done, total, pages, runs, durationMs, error } = result;
-  return { status, mode, done, total, ...result.counters, pages, runs, durationMs, failures: result.failures, error };
+  const activeMs = result.activeMs ?? durationMs;
+  return {
+    status,
+    mode,
+    done,
+    total,
+    ...result.counters,
+    pages,
+    runs,
+    durationMs,
+    activeMs,
+    rate: bulkRate(result),
+    failures: result.failures,
+    error,
+  };
 }
 
 function describeResult(workflowId: string, r: BulkExportResult): string {
   const c = r.counters;
-  const seconds = r.durationMs / 1000;
+  const pausedMs = r.durationMs - (r.activeMs ?? r.durationMs);
+  const paused = pausedMs >= 1000 ? `, ${formatDuration(Math.round(pausedMs / 1000) * 1000)} of it paused` : '';
   const lines = [
-    `${workflowId}\t${r.status}\t${r.done} rows in ${formatDuration(Math.round(seconds) * 1000 || 1000)} ` +
-      `(${seconds > 0 ? Math.round(r.done / seconds) : r.done}/s): written=${c.written} skipped=${c.skipped} failed=${c.failed}`,
+    `${workflowId}\t${r.status}\t${r.done} rows in ${formatDuration(Math.round(r.durationMs / 1000) * 1000 || 1000)}${paused} ` +
+      `(${Math.round(bulkRate(r))}/s): written=${c.written} skipped=${c.skipped} failed=${c.failed}`,
   ];
   for (const f of r.failures.slice(0, 10)) lines.push(`  ${f.key}: ${f.message}`);
   if (c.failed > 10) lines.push(`  ... ${c.failed - 10} more: tidesync failures`);

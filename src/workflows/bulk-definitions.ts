@@ -84,7 +84,13 @@ export interface BulkExportResult {
   readonly runs: number;
   /** The first failures (all are kept as `failed` records: `tidesync failures`). */
   readonly failures: readonly RecordFailure[];
+  /** From the start to the end, paused time included. */
   readonly durationMs: number;
+  /**
+   * The time it ran, paused time left out: the rate of a finished export is `done / activeMs`.
+   * Absent from the results of exports that ended before it was recorded.
+   */
+  readonly activeMs?: number;
   readonly error: string | null;
 }
 

@@ -149,6 +149,7 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
       runs,
       failures,
       durationMs: Date.now() - startedAt,
+      activeMs: elapsed(),
       error,
     };
   };
