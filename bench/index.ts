@@ -6,6 +6,7 @@
 import { runBulkBench } from './bulk';
 import { runCrmBench } from './crm';
 import { runLatencyBench } from './latency';
+import { runRateLimitBench } from './ratelimit';
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -14,6 +15,7 @@ const BENCHMARKS: Readonly<Record<string, (args: readonly string[]) => Promise<u
   bulk: (args) => runBulkBench(log, args),
   crm: () => runCrmBench(log),
   latency: () => runLatencyBench(log),
+  ratelimit: (args) => runRateLimitBench(log, args),
 };
 
 async function run(): Promise<number> {
