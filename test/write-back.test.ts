@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { encodeEntityId } from '../src/entity-id';
 import type { StepDefinition } from '../src/jobs/definition';
 import { writeBackRemoteIds } from '../src/store/write-back';
-import { createTestDatabase } from './helpers';
+import { createTestDatabase, waitFor } from './helpers';
 
 const step = (parameters: Record<string, unknown>, column = 'remote'): StepDefinition => ({
   name: 'push',
@@ -37,6 +37,33 @@ describe('writing remote ids back into local rows', () => {
     expect(rows.rows.filter((r) => r.remote !== `r-${r.id}`).map((r) => r.id)).toEqual(Array.from({ length: 300 }, (_, i) => 1201 + i));
     // Already there: nothing changes (a retried page writes back again).
     expect(await writeBackRemoteIds(database.app, step({ table: 'wb_plain', identifier: 'id' }), records.slice(0, 10))).toBe(0);
+  });
+
+  it('should find the rows of a page through the identifier index, not by scanning the whole table', async () => {
+    // On one connection, which then flushes its table statistics (the insert counts a scan) for the others to read.
+    await database.app.connection().execute(async (db) => {
+      await sql`create table wb_big (id integer primary key, remote text)`.execute(db);
+      await sql`insert into wb_big (id) select g from generate_series(1, 30000) g`.execute(db);
+      await sql`analyze wb_big`.execute(db);
+      await sql`select pg_stat_force_next_flush()`.execute(db);
+      await sql`select 1`.execute(db);
+    });
+    const scans = async () =>
+      (
+        await sql<{ seq: string; idx: string }>`select seq_scan::text as seq, coalesce(idx_scan, 0)::text as idx
+          from pg_stat_user_tables where relname = 'wb_big'`.execute(database.app)
+      ).rows[0] as { seq: string; idx: string };
+    const before = await scans();
+    const records = Array.from({ length: 500 }, (_, i) => ({ key: String(10_001 + i), remoteId: `r-${i}` }));
+    expect(await writeBackRemoteIds(database.app, step({ table: 'wb_big', identifier: 'id' }), records)).toBe(500);
+    const after = await waitFor('the write-back to show in the table statistics', async () => {
+      const now = await scans();
+      // A backend flushes its statistics when idle, at most once a second.
+      return (now.idx !== before.idx || now.seq !== before.seq) && now;
+    });
+    expect(Number(after.idx)).toBeGreaterThan(Number(before.idx));
+    // A hash join over a sequential scan was the plan PostgreSQL chose for the join alone.
+    expect(after.seq).toBe(before.seq);
   });
 
   it('should match composite ids with text, timestamp and integer parts, and cast the remote id to the column type', async () => {
