@@ -15,6 +15,7 @@ import { DEMO_TOKEN_ENV } from '../examples/demo/demo-setup';
 import { seedContacts } from '../examples/demo/local-contacts';
 import type { CrmRequest } from '../examples/demo/remote/crm-requests';
 import { DemoCrmServer } from '../examples/demo/remote/crm-server';
+import { busiestSecond } from '../bench/ratelimit/request-log';
 import { getFreePort } from '../src/stack/ports';
 import { createTestDatabase, uniqueName, waitFor } from './helpers';
 
@@ -49,17 +50,6 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number 
 }
 
 const lastJson = (out: string) => JSON.parse(out.trim().split('\n').pop() as string) as Record<string, unknown>;
-
-/** The most requests that arrived within any 1 s (a sliding window over arrival times). */
-function busiestSecond(requests: readonly CrmRequest[]): number {
-  const at = requests.map((r) => r.at).sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; j < at.length; j++) {
-    while ((at[j] as number) - (at[i] as number) >= 1_000) i++;
-    most = Math.max(most, j - i + 1);
-  }
-  return most;
-}
 
 /** Requests a second over the span from the `skip`-th arrival to the `skip`-th from last (leaving out the ramp up and the tail). */
 function rateOf(requests: readonly CrmRequest[], skip = 0): number {

@@ -8,19 +8,18 @@
  * runs the worker under `node --cpu-prof` and leaves its profiles in DIR.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
-import { DEFAULT_BULK_PAGE_SIZE, DEFAULT_BULK_PARALLELISM, MAX_BULK_PAGE_SIZE, MAX_BULK_PARALLELISM, tidesyncHome } from 'tidesync';
+import { DEFAULT_BULK_PAGE_SIZE, DEFAULT_BULK_PARALLELISM, MAX_BULK_PAGE_SIZE, MAX_BULK_PARALLELISM } from 'tidesync';
 import { startTestServers } from 'tidesync/testing';
 import { DEMO_TOKEN_ENV } from '../../examples/demo/demo-setup';
 import { BATCH_UPSERT_LIMIT } from '../../examples/demo/remote/crm-client';
-import { ProcessLedger } from '../chaos/leftovers';
 import { startRemoteCrm } from '../crm/remote';
 import { Cleanups } from '../latency/environment';
+import { openBenchWorkspace, writeWorkflowBundle } from '../support/workspace';
 import { type PhaseReport, WARMUP_ENTITIES, runPhase } from './phase';
 
 /** The sizes run unless `--entities` says otherwise. */
@@ -108,26 +107,15 @@ export async function runBulkBench(log: (line: string) => void, args: readonly s
   const loadAverage = os.loadavg()[0] ?? 0;
   // .build/bench/bulk/index.js -> the package root, where bin/ and dist/ are.
   const root = path.resolve(__dirname, '..', '..', '..');
-  const home = path.join(tidesyncHome(), 'bench-bulk');
-  await mkdir(home, { recursive: true });
-  const ledger = new ProcessLedger(path.join(home, 'processes.json'));
-  await ledger.stopLeftovers(log);
-  const folder = path.join(home, 'run');
-  await rm(folder, { recursive: true, force: true });
-  await mkdir(folder, { recursive: true });
+  const { folder, ledger } = await openBenchWorkspace('bench-bulk', log);
   if (options.profileDir) await mkdir(options.profileDir, { recursive: true });
   const abort = new AbortController();
   const cleanups = new Cleanups();
   const phases: PhaseReport[] = [];
   try {
     log('starting postgres and temporal, bundling the workflows');
-    const [servers, bundle] = await Promise.all([
-      startTestServers(),
-      bundleWorkflowCode({ workflowsPath: path.join(root, 'dist', 'workflows', 'index.js'), logger: new DefaultLogger('WARN') }),
-    ]);
+    const [servers, workflowBundle] = await Promise.all([startTestServers(), writeWorkflowBundle(root, folder)]);
     cleanups.add('stop the servers', () => servers.stop());
-    const workflowBundle = path.join(folder, 'workflow-bundle.js');
-    await writeFile(workflowBundle, bundle.code);
     const token = randomBytes(16).toString('hex');
     // The direct loop resolves the integration's secret reference here, as the worker does there.
     process.env[DEMO_TOKEN_ENV] = token;

@@ -4,18 +4,16 @@
  * data file, the demo integration with a short retry window and probe interval, the worker as
  * a process of its own running the compiled CLI on the demo config, and that CLI for commands.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
-import { type Tidesync, openDatabases, resolveTemporalSettings, startTidesync, tidesyncHome } from 'tidesync';
+import { type Tidesync, openDatabases, resolveTemporalSettings, startTidesync } from 'tidesync';
 import { demoDeclarations } from '../../examples/demo';
 import { DEMO_TOKEN_ENV, type Demo, setupDemo } from '../../examples/demo/demo-setup';
 import { ensureContactsTable } from '../../examples/demo/local-contacts';
 import type { Cleanups } from '../latency/environment';
+import { openBenchWorkspace, writeWorkflowBundle } from '../support/workspace';
 import { ChaosCli } from './cli';
-import { ProcessLedger } from './leftovers';
 import { WriteObserver } from './remote-watch';
 import { ChaosServers } from './servers';
 import { WorkerProcess } from './worker-process';
@@ -66,24 +64,11 @@ export async function startChaosStack(
   signal: AbortSignal,
   log: (line: string) => void,
 ): Promise<ChaosStack> {
-  const home = path.join(tidesyncHome(), 'chaos');
-  await mkdir(home, { recursive: true });
-  const ledger = new ProcessLedger(path.join(home, 'processes.json'));
-  await ledger.stopLeftovers(log);
-  const folder = path.join(home, 'run');
-  await rm(folder, { recursive: true, force: true });
-  // PostgreSQL runs as the 'postgres' user when we are root: it must be able to enter the folder.
-  await mkdir(folder, { recursive: true, mode: 0o755 });
+  const { folder, ledger } = await openBenchWorkspace('chaos', log);
 
   log(`starting postgres and temporal in ${folder}`);
-  const [servers, bundle] = await Promise.all([
-    ChaosServers.start(folder, ledger, log),
-    // Bundled once: every worker start then takes seconds, not a bundling.
-    bundleWorkflowCode({ workflowsPath: path.join(root, 'dist', 'workflows', 'index.js'), logger: new DefaultLogger('WARN') }),
-  ]);
+  const [servers, bundlePath] = await Promise.all([ChaosServers.start(folder, ledger, log), writeWorkflowBundle(root, folder)]);
   cleanups.add('stop postgres and temporal', () => servers.stop());
-  const bundlePath = path.join(folder, 'workflow-bundle.js');
-  await writeFile(bundlePath, bundle.code);
 
   const temporal = await resolveTemporalSettings({ address: servers.temporalAddress }, {});
   if (!temporal) throw new Error('unreachable: an address was given');

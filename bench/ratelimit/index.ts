@@ -8,19 +8,18 @@
  * `--rate` on the workers' task queue.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
-import { resolveTemporalSettings, startTidesync, tidesyncHome } from 'tidesync';
+import { resolveTemporalSettings, startTidesync } from 'tidesync';
 import { createTestDatabase, startTestServers } from 'tidesync/testing';
 import { demoDeclarations } from '../../examples/demo';
 import { DEMO_TOKEN_ENV } from '../../examples/demo/demo-setup';
 import { ensureContactsTable, seedContacts } from '../../examples/demo/local-contacts';
 import { DemoCrmServer } from '../../examples/demo/remote/crm-server';
-import { ProcessLedger } from '../chaos/leftovers';
 import { Cleanups } from '../latency/environment';
+import { openBenchWorkspace, writeWorkflowBundle } from '../support/workspace';
 import { type RateLimitBenchOptions, parseRateLimitOptions } from './options';
 import { type PhaseContext, type PhaseReport, type PhaseSpec, phaseSize, runPhase } from './phase';
 import { type WorkerPair, type WorkerSetup, startWorkers } from './workers';
@@ -70,13 +69,7 @@ export async function runRateLimitBench(log: (line: string) => void, args: reado
   const loadAverage = os.loadavg()[0] ?? 0;
   // .build/bench/ratelimit/index.js -> the package root, where bin/ and dist/ are.
   const root = path.resolve(__dirname, '..', '..', '..');
-  const home = path.join(tidesyncHome(), 'bench-ratelimit');
-  await mkdir(home, { recursive: true });
-  const ledger = new ProcessLedger(path.join(home, 'processes.json'));
-  await ledger.stopLeftovers(log);
-  const folder = path.join(home, 'run');
-  await rm(folder, { recursive: true, force: true });
-  await mkdir(folder, { recursive: true });
+  const { folder, ledger } = await openBenchWorkspace('bench-ratelimit', log);
   const specs: PhaseSpec[] = [
     { name: 'unlimited', tidesync: null, temporalActivitiesPerSecond: null, sizedFor: Math.max(UNLIMITED_SIZED_FOR, 2 * options.rate) },
     {
@@ -92,13 +85,8 @@ export async function runRateLimitBench(log: (line: string) => void, args: reado
   const phases: PhaseReport[] = [];
   try {
     log('starting postgres and temporal, bundling the workflows');
-    const [servers, bundle] = await Promise.all([
-      startTestServers(),
-      bundleWorkflowCode({ workflowsPath: path.join(root, 'dist', 'workflows', 'index.js'), logger: new DefaultLogger('WARN') }),
-    ]);
+    const [servers, workflowBundle] = await Promise.all([startTestServers(), writeWorkflowBundle(root, folder)]);
     cleanups.add('stop the servers', () => servers.stop());
-    const workflowBundle = path.join(folder, 'workflow-bundle.js');
-    await writeFile(workflowBundle, bundle.code);
     const database = await createTestDatabase(servers.databaseUrl);
     cleanups.add('drop the database', () => database.drop());
     const temporal = await resolveTemporalSettings({ address: servers.temporalAddress }, {});
