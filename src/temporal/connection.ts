@@ -32,11 +32,17 @@ const HINTS: ReadonlyArray<readonly [RegExp, string]> = [
     "the server's certificate does not carry the expected name (set tls serverName)",
   ],
   [/ConnectionRefused|ECONNREFUSED/, 'nothing listens at that address'],
-  [/ConnectionReset|ECONNRESET|BrokenPipe|Failed to connect \(/, 'the server closed the connection (TLS on one side only?)'],
 ];
 
-/** The hint when a TLS connection without a client certificate is closed by the server. */
-const MAYBE_MTLS = 'the server closed the connection: it may require a client certificate (mutual TLS)';
+/** A connection the server closed (reset, broken pipe, closed) without saying why. */
+const CLOSED = /connection closed|Canceled|ConnectionReset|ECONNRESET|BrokenPipe|broken pipe|Failed to connect \(/i;
+const CLOSED_HINT = 'the server closed the connection (TLS on one side only?)';
+/**
+ * The same over TLS without a client certificate: over TLS 1.3 a server that wants one refuses it
+ * after the client thinks the handshake is done, so the client may only see the connection close
+ * (reset or broken pipe, by timing), not the server's alert.
+ */
+const MAYBE_MTLS = 'the server closed the connection: it may require a client certificate (mutual TLS), or not speak TLS';
 
 class ConnectTimeout extends Error {}
 
@@ -51,10 +57,8 @@ function connectError(resolved: ResolvedTemporal, err: unknown, timeoutMs: numbe
     err instanceof ConnectTimeout || /DEADLINE_EXCEEDED|Failed to connect before the deadline/.test((err as Error).message)
       ? `no answer within ${timeoutMs} ms`
       : (err as Error).message.replace(/\.?\s*Resolution note:\s*$/, '');
-  // Over TLS 1.3 a server that wants a client certificate refuses it after the client thinks the
-  // handshake is done: the client may only see the connection close, not the server's alert.
-  const closedWithoutCert = describe(resolved) === 'TLS' && /connection closed|Canceled|ConnectionReset|ECONNRESET/i.test(reason);
-  const hint = HINTS.find(([pattern]) => pattern.test(reason))?.[1] ?? (closedWithoutCert ? MAYBE_MTLS : undefined);
+  const closed = CLOSED.test(reason) ? (describe(resolved) === 'TLS' ? MAYBE_MTLS : CLOSED_HINT) : undefined;
+  const hint = HINTS.find(([pattern]) => pattern.test(reason))?.[1] ?? closed;
   return new ConfigurationError(
     `cannot connect to temporal at '${resolved.address}' (${describe(resolved)}): ${hint ? `${hint}: ` : ''}${reason}`,
     { cause: err },
