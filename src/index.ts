@@ -64,6 +64,8 @@ export {
 export { ConnectorRegistry } from './connectors/registry';
 export { ServiceRegistry } from './jobs/service-registry';
 export type { JobDefinition, StepDefinition } from './jobs/definition';
+// A step's `write_back` (remote ids into the local rows), for code that writes records itself.
+export { writeBackRemoteIds } from './store/write-back';
 export { encodeEntityId, parseEntityId } from './entity-id';
 export type { EntityId, IdValue } from './entity-id';
 export { resolveSecret } from './secrets';

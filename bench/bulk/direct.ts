@@ -2,12 +2,14 @@
  * The baseline of the bulk benchmark: what a bulk export does to the rows, in a plain loop. It
  * plans keyset pages with the reader as the workflow does, reads each page in one query, runs the
  * processor on every row and writes the changes with the writer's `writeBatch` in chunks of its
- * `maxBatchSize`, with the same page size and pages in flight. Nothing else: no Temporal, no
+ * `maxBatchSize`, and writes the remote ids of the created records back into their rows as the
+ * job's `write_back` says (one statement a page, as the export does), with the same page size and
+ * pages in flight. So both end with the same remote and the same local table. Nothing else: no Temporal, no
  * sync state read or saved, no lock, no idempotency key that survives a crash, no retry. It keeps
  * none of the guarantees, which is exactly what the comparison prices.
  */
 import { performance } from 'node:perf_hooks';
-import { BULK_PLAN_AHEAD, type Change, type EntityId, type Integration, type Runtime, resolveSecret } from 'tidesync';
+import { BULK_PLAN_AHEAD, type Change, type EntityId, type Integration, type Runtime, resolveSecret, writeBackRemoteIds } from 'tidesync';
 
 /** Options of `runDirectBulk`. */
 export interface DirectBulkOptions {
@@ -104,11 +106,16 @@ export async function runDirectBulk(options: DirectBulkOptions): Promise<DirectB
         expectedVersion: null,
       });
     }
+    const created: Array<{ key: string; remoteId: string }> = [];
     for (let start = 0; start < changes.length; start += batchSize) {
       const results = await writeBatch(changes.slice(start, start + batchSize), context);
       firstWriteMs ??= performance.now() - began;
-      for (const result of results) counts[result.ok ? 'written' : 'failed'] += 1;
+      for (const result of results) {
+        counts[result.ok ? 'written' : 'failed'] += 1;
+        if (result.ok && result.remoteId) created.push({ key: result.key, remoteId: result.remoteId });
+      }
     }
+    await writeBackRemoteIds(runtime.app, step, created);
     counts.pages += 1;
   };
   const loop = async (): Promise<void> => {

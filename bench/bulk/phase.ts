@@ -67,8 +67,15 @@ export interface PhaseReport {
   };
   /** Bulk entities/s over direct entities/s. */
   readonly ratio: number;
+  /** The remote holds every local contact as it is, and every local row the CRM id of its record. */
   readonly remoteMatchesLocal: boolean;
   readonly remoteContacts: number | null;
+}
+
+/** Rows without a CRM id written back. */
+async function unlinkedRows(db: Parameters<typeof ensureContactsTable>[0]): Promise<number> {
+  const { rows } = await sql<{ n: string }>`select count(*) as n from contacts where crm_id is null`.execute(db);
+  return Number(rows[0]?.n);
 }
 
 /** Runs one size; everything it opens is closed again through `cleanups` or before it returns. */
@@ -111,6 +118,8 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
     const directRate = Math.round((direct.read / direct.ms) * 1000);
     log(`${entities}: direct loop ${Math.round(direct.ms)} ms, ${directRate}/s, written ${direct.written}, failed ${direct.failed}`);
     if (direct.written !== entities) throw new Error(`the direct loop wrote ${direct.written} of ${entities} contacts`);
+    const directUnlinked = await unlinkedRows(tidesync.db);
+    if (directUnlinked > 0) throw new Error(`the direct loop left ${directUnlinked} of ${entities} contacts without their CRM id`);
 
     await remote.wipe();
     const worker = new WorkerProcess({
@@ -160,7 +169,15 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
     const crm = new DemoCrmClient({ baseUrl: remote.url, token: stack.token });
     const comparison = await compareRemoteWithLocal({ integration, crm }, tidesync.db, tidesync.client);
     for (const m of comparison.mismatches.slice(0, 5)) log(`  contact ${m.id}: ${m.problem}`);
-    const remoteMatchesLocal = comparison.matches && comparison.checked === entities && comparison.remoteContacts === entities;
+    // Every row holds the CRM id its sync state holds (the job's write_back), as after the direct loop.
+    const mislinked = await sql<{ n: string }>`
+      select count(*) as n from contacts c
+      left join tidesync.sync_state s on s.integration_id = ${integration.id} and s.connector = ${CONNECTOR} and s.entity_id = c.id::text
+      where c.crm_id is distinct from s.remote_id or s.remote_id is null`.execute(tidesync.db);
+    const writtenBack = Number(mislinked.rows[0]?.n) === 0;
+    if (!writtenBack) log(`${entities}: ${mislinked.rows[0]?.n} contacts do not hold their CRM id`);
+    const remoteMatchesLocal =
+      writtenBack && comparison.matches && comparison.checked === entities && comparison.remoteContacts === entities;
     log(`${entities}: remote ${remoteMatchesLocal ? 'matches' : 'DOES NOT match'} local (${comparison.remoteContacts} remote contacts)`);
     return {
       entities,

@@ -11,6 +11,7 @@ import { bulkExports } from './migration-bulk-exports';
 import { failureLifecycle } from './migration-failure-lifecycle';
 import { pendingCreate } from './migration-pending-create';
 import { rateLimits } from './migration-rate-limits';
+import { syncStateRoom } from './migration-sync-state-room';
 
 /** The migrations of tidesync's tables in `schema`, by name (kysely runs them in name order). */
 function migrationsFor(schema: string): Record<string, Migration> {
@@ -151,6 +152,7 @@ function migrationsFor(schema: string): Record<string, Migration> {
         await sql`create index job_execution_entities_idx on ${q('job_execution')} using gin (entity_ids jsonb_path_ops)`.execute(root);
       },
     },
+    '2026_12_21_001_sync_state_room': syncStateRoom(schema),
   };
 }
 

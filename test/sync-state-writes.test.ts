@@ -1,0 +1,70 @@
+/**
+ * The two sync-state writes of every created record, on the real PostgreSQL: a bulk scope's
+ * pending creates (one statement) and then their answers (one statement). The answers rewrite rows
+ * inserted a moment before; `sync_state` keeps room on its pages for that (migration
+ * `2026_12_21_001_sync_state_room`), so the rewrite stays on the row's page without a new index
+ * entry (a heap-only update), which the transaction's own statistics show.
+ */
+import { type Kysely, sql } from 'kysely';
+import { loadSyncStates, savePendingCreates, saveSyncedMany } from '../src/store/sync-state';
+import type { TidesyncDatabase } from '../src/store/schema';
+import { createTestDatabase } from './helpers';
+
+const ROWS = 500;
+
+describe('sync-state writes of a bulk scope', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let integrationId: number;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const row = await database.db
+      .insertInto('integration')
+      .values({ type: 'demo', name: 'writes', transport: JSON.stringify({}) })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    integrationId = row.id;
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+
+  const data = (i: number) => ({ id: i, firstName: `First ${i}`, email: `p${i}@example.com`, note: 'quote " and \\ backslash' });
+
+  it('should save pending creates and then their answers, the answers rewriting the rows in place', async () => {
+    const scope = { integrationId, connector: 'contact' };
+    const keys = Array.from({ length: ROWS }, (_, i) => String(i + 1));
+    const counts = await database.db.transaction().execute(async (trx: Kysely<TidesyncDatabase>) => {
+      await savePendingCreates(
+        trx,
+        scope,
+        keys.map((key) => ({ key, pending: { idempotencyKey: `idem-${key}`, hash: `hash-${key}`, data: data(Number(key)) } })),
+      );
+      const pending = await loadSyncStates(trx, scope, keys);
+      expect(pending.get('7')?.pendingCreate).toEqual({ idempotencyKey: 'idem-7', hash: 'hash-7', data: data(7) });
+      expect(pending.get('7')?.remoteId).toBeNull();
+      await saveSyncedMany(
+        trx,
+        scope,
+        keys.map((key) => ({ key, remoteId: `c_${key}`, remoteVersion: '1', snapshot: data(Number(key)), hash: `hash-${key}` })),
+      );
+      const { rows } = await sql<{ updated: string; hot: string }>`
+        select pg_stat_get_xact_tuples_updated(${'tidesync.sync_state'}::regclass) as updated,
+               pg_stat_get_xact_tuples_hot_updated(${'tidesync.sync_state'}::regclass) as hot`.execute(trx);
+      return { updated: Number(rows[0]?.updated), hot: Number(rows[0]?.hot) };
+    });
+    const states = await loadSyncStates(database.db, scope, keys);
+    expect(states.size).toBe(ROWS);
+    expect(states.get('500')).toMatchObject({
+      remoteId: 'c_500',
+      remoteVersion: '1',
+      snapshot: data(500),
+      snapshotHash: 'hash-500',
+      pendingCreate: null,
+      status: 'active',
+    });
+    expect(counts.updated).toBe(ROWS);
+    // With full pages (fillfactor 100) next to none of these stay on their page.
+    expect(counts.hot).toBeGreaterThanOrEqual(ROWS * 0.8);
+  });
+});
