@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
-import { encodeEntityId } from '../src/entity-id';
-import type { StepDefinition } from '../src/jobs/definition';
-import { writeBackRemoteIds } from '../src/store/write-back';
+// As an application imports them (the package's public API).
+import { type StepDefinition, encodeEntityId, writeBackRemoteIds } from '../src';
 import { createTestDatabase, waitFor } from './helpers';
 
 const step = (parameters: Record<string, unknown>, column = 'remote'): StepDefinition => ({
