@@ -48,9 +48,10 @@ describe('sync-state writes of a bulk scope', () => {
         scope,
         keys.map((key) => ({ key, remoteId: `c_${key}`, remoteVersion: '1', snapshot: data(Number(key)), hash: `hash-${key}` })),
       );
+      const table = `${database.databases.schema}.sync_state`;
       const { rows } = await sql<{ updated: string; hot: string }>`
-        select pg_stat_get_xact_tuples_updated(${'tidesync.sync_state'}::regclass) as updated,
-               pg_stat_get_xact_tuples_hot_updated(${'tidesync.sync_state'}::regclass) as hot`.execute(trx);
+        select pg_stat_get_xact_tuples_updated(${table}::regclass) as updated,
+               pg_stat_get_xact_tuples_hot_updated(${table}::regclass) as hot`.execute(trx);
       return { updated: Number(rows[0]?.updated), hot: Number(rows[0]?.hot) };
     });
     const states = await loadSyncStates(database.db, scope, keys);

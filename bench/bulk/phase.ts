@@ -72,9 +72,25 @@ export interface PhaseReport {
   readonly remoteContacts: number | null;
 }
 
-/** Rows without a CRM id written back. */
-async function unlinkedRows(db: Parameters<typeof ensureContactsTable>[0]): Promise<number> {
-  const { rows } = await sql<{ n: string }>`select count(*) as n from contacts where crm_id is null`.execute(db);
+type AppDb = Parameters<typeof ensureContactsTable>[0];
+
+/** As if never exported: no CRM id written back into any row. */
+async function forgetCrmIds(db: AppDb): Promise<void> {
+  await sql`update contacts set crm_id = null where crm_id is not null`.execute(db);
+}
+
+/**
+ * Rows whose CRM id is not the one written back for them: none at all (after the direct loop,
+ * whose warm-up ids were forgotten first), or not their sync state's remote id (after the export).
+ */
+async function unlinkedRows(db: AppDb, integrationId?: number): Promise<number> {
+  const { rows } =
+    integrationId === undefined
+      ? await sql<{ n: string }>`select count(*) as n from contacts where crm_id is null`.execute(db)
+      : await sql<{ n: string }>`
+          select count(*) as n from contacts c
+          left join tidesync.sync_state s on s.integration_id = ${integrationId} and s.connector = ${CONNECTOR} and s.entity_id = c.id::text
+          where s.remote_id is null or c.crm_id is distinct from s.remote_id`.execute(db);
   return Number(rows[0]?.n);
 }
 
@@ -112,6 +128,7 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
       maxPages: Math.ceil(WARMUP_ENTITIES / stack.pageSize),
     });
     await remote.wipe();
+    await forgetCrmIds(tidesync.db);
     const window = await openCpuWindow(remote);
     const direct = await runDirectBulk({ ...directOptions, runKey: randomBytes(4).toString('hex') });
     const directCpu = await window.close();
@@ -154,7 +171,7 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
         reset: async () => {
           // As if never exported: no sync state, no remote id written back, an empty remote.
           await sql`delete from tidesync.sync_state where integration_id = ${integration.id}`.execute(tidesync.db);
-          await sql`update contacts set crm_id = null where crm_id is not null`.execute(tidesync.db);
+          await forgetCrmIds(tidesync.db);
           await remote.wipe();
         },
       },
@@ -170,14 +187,10 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
     const comparison = await compareRemoteWithLocal({ integration, crm }, tidesync.db, tidesync.client);
     for (const m of comparison.mismatches.slice(0, 5)) log(`  contact ${m.id}: ${m.problem}`);
     // Every row holds the CRM id its sync state holds (the job's write_back), as after the direct loop.
-    const mislinked = await sql<{ n: string }>`
-      select count(*) as n from contacts c
-      left join tidesync.sync_state s on s.integration_id = ${integration.id} and s.connector = ${CONNECTOR} and s.entity_id = c.id::text
-      where c.crm_id is distinct from s.remote_id or s.remote_id is null`.execute(tidesync.db);
-    const writtenBack = Number(mislinked.rows[0]?.n) === 0;
-    if (!writtenBack) log(`${entities}: ${mislinked.rows[0]?.n} contacts do not hold their CRM id`);
+    const mislinked = await unlinkedRows(tidesync.db, integration.id);
+    if (mislinked > 0) log(`${entities}: ${mislinked} contacts do not hold their CRM id`);
     const remoteMatchesLocal =
-      writtenBack && comparison.matches && comparison.checked === entities && comparison.remoteContacts === entities;
+      mislinked === 0 && comparison.matches && comparison.checked === entities && comparison.remoteContacts === entities;
     log(`${entities}: remote ${remoteMatchesLocal ? 'matches' : 'DOES NOT match'} local (${comparison.remoteContacts} remote contacts)`);
     return {
       entities,
