@@ -11,6 +11,7 @@ import { bulkExports } from './migration-bulk-exports';
 import { failureLifecycle } from './migration-failure-lifecycle';
 import { pendingCreate } from './migration-pending-create';
 import { rateLimits } from './migration-rate-limits';
+import { syncStateCascade } from './migration-sync-state-cascade';
 import { syncStateRoom } from './migration-sync-state-room';
 
 /** The migrations of tidesync's tables in `schema`, by name (kysely runs them in name order). */
@@ -153,6 +154,7 @@ function migrationsFor(schema: string): Record<string, Migration> {
       },
     },
     '2026_12_21_001_sync_state_room': syncStateRoom(schema),
+    '2026_12_22_001_sync_state_cascade': syncStateCascade(schema),
   };
 }
 
