@@ -6,7 +6,7 @@
  * entry (a heap-only update), which the transaction's own statistics show.
  */
 import { type Kysely, sql } from 'kysely';
-import { loadSyncStates, savePendingCreates, saveSyncedMany } from '../src/store/sync-state';
+import { insertPendingCreates, loadSyncStates, savePendingCreates, saveSyncedMany } from '../src/store/sync-state';
 import type { TidesyncDatabase } from '../src/store/schema';
 import { createTestDatabase } from './helpers';
 
@@ -35,7 +35,7 @@ describe('sync-state writes of a bulk scope', () => {
     const scope = { integrationId, connector: 'contact' };
     const keys = Array.from({ length: ROWS }, (_, i) => String(i + 1));
     const counts = await database.db.transaction().execute(async (trx: Kysely<TidesyncDatabase>) => {
-      await savePendingCreates(
+      await insertPendingCreates(
         trx,
         scope,
         keys.map((key) => ({ key, pending: { idempotencyKey: `idem-${key}`, hash: `hash-${key}`, data: data(Number(key)) } })),
@@ -67,5 +67,59 @@ describe('sync-state writes of a bulk scope', () => {
     expect(counts.updated).toBe(ROWS);
     // With full pages (fillfactor 100) next to none of these stay on their page.
     expect(counts.hot).toBeGreaterThanOrEqual(ROWS * 0.8);
+  });
+
+  it('should delete the sync states of a deleted integration, and only its (the cascade without a foreign key)', async () => {
+    const other = await database.db
+      .insertInto('integration')
+      .values({ type: 'demo', name: 'deleted-later', transport: JSON.stringify({}) })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const keys = ['1', '2', '3'];
+    const synced = keys.map((key) => ({ key, remoteId: `c_${key}`, remoteVersion: '1', snapshot: data(Number(key)), hash: `hash-${key}` }));
+    const kept = { integrationId, connector: 'kept' };
+    const gone = { integrationId: other.id, connector: 'kept' };
+    await saveSyncedMany(database.db, kept, synced);
+    await saveSyncedMany(database.db, gone, synced);
+    expect((await loadSyncStates(database.db, gone, keys)).size).toBe(3);
+    await database.db.deleteFrom('integration').where('id', '=', other.id).execute();
+    expect((await loadSyncStates(database.db, gone, keys)).size).toBe(0);
+    expect((await loadSyncStates(database.db, kept, keys)).size).toBe(3);
+  });
+
+  const pendingOf = (key: string) => ({ key, pending: { idempotencyKey: `idem-${key}`, hash: `hash-${key}`, data: data(Number(key)) } });
+
+  it.each([
+    ['on its own', false],
+    ['in a transaction', true],
+  ])(
+    'should record pending creates %s when a row appeared since the states were read (the insert fails, the upsert takes over)',
+    async (_, inTransaction) => {
+      const scope = { integrationId, connector: `appeared-${String(inTransaction)}` };
+      // A row the insert did not expect: a failure recorded for entity 2 by a writer without its lock.
+      await database.db
+        .insertInto('sync_state')
+        .values({ integration_id: integrationId, connector: scope.connector, entity_id: '2', last_error: 'refused', attempts: 3 })
+        .execute();
+      const record = async (db: Kysely<TidesyncDatabase>) => {
+        await insertPendingCreates(db, scope, ['1', '2', '3'].map(pendingOf));
+        // The transaction is still usable afterwards: the failed insert was rolled back to its savepoint.
+        return loadSyncStates(db, scope, ['1', '2', '3']);
+      };
+      const states = inTransaction ? await database.db.transaction().execute(record) : await record(database.db);
+      expect([...states.keys()].sort()).toEqual(['1', '2', '3']);
+      for (const key of ['1', '2', '3']) expect(states.get(key)?.pendingCreate).toEqual(pendingOf(key).pending);
+      expect(states.get('2')).toMatchObject({ lastError: 'refused', attempts: 3 });
+      expect((await loadSyncStates(database.db, scope, ['1', '2', '3'])).size).toBe(3);
+    },
+  );
+
+  it('should refuse a second pending create over one a plain insert recorded, keeping the first (the one that may be on the remote)', async () => {
+    const scope = { integrationId, connector: 'kept-first' };
+    await insertPendingCreates(database.db, scope, [pendingOf('5')]);
+    await savePendingCreates(database.db, scope, [
+      { key: '5', pending: { idempotencyKey: 'idem-other', hash: 'hash-other', data: data(6) } },
+    ]);
+    expect((await loadSyncStates(database.db, scope, ['5'])).get('5')?.pendingCreate).toEqual(pendingOf('5').pending);
   });
 });

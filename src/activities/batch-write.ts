@@ -13,8 +13,8 @@
  * transaction, two reads and a save: at 100 rows a batch that was 8 database round trips per 100
  * rows, and on a 2-core machine round trips are what a bulk export spends its time on.
  *
- * Creates are recorded as pending before the scope's first batch goes out (one statement for all
- * of them), as the per-entity path records its create: a batch whose answer is lost (the writer
+ * Creates are recorded as pending before the scope's first batch goes out (one plain insert for
+ * the entities without a sync-state row, one upsert for the others), as the per-entity path records its create: a batch whose answer is lost (the writer
  * gave up while the remote still applied it, or the worker died) leaves the key each create went
  * out with, and the next
  * write of that entity sends it again under that key, so the remote answers from its idempotency
@@ -25,7 +25,14 @@
 import type { BatchItemResult, Change, Entity, SyncState } from '../connectors/connector';
 import type { EntityId } from '../entity-id';
 import { ConfigurationError, PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError } from '../errors';
-import { type SyncedEntity, clearPendingCreate, loadSyncStates, savePendingCreates, saveSyncedMany } from '../store/sync-state';
+import {
+  type SyncedEntity,
+  clearPendingCreate,
+  insertPendingCreates,
+  loadSyncStates,
+  savePendingCreates,
+  saveSyncedMany,
+} from '../store/sync-state';
 import { stableKey } from '../sync/snapshot';
 import { changedFields } from '../sync/values';
 import { type LockedWriteContext, type RecordOutcome, earlierAttemptWrote, failRecord, settleFresh, writeLocked } from './locked-write';
@@ -131,13 +138,14 @@ async function sendBatches(ctx: LockedWriteContext, batch: readonly Batched[], o
   // Recorded first, for the whole scope at once: if an answer is lost, the next write sends these
   // creates again with their keys. A create recorded but never sent (a batch before it failed)
   // goes out under that key later, which is as good as a new one.
-  await savePendingCreates(
-    ctx.runtime.store,
-    ctx.write.scope,
-    batch
-      .filter((b) => b.sent.operation === 'create')
-      .map((b) => ({ key: b.change.key, pending: { idempotencyKey: b.sent.idempotencyKey, hash: b.change.hash, data: b.sent.data } })),
-  );
+  // Entities without a sync-state row (read under their locks) get theirs by a plain insert.
+  const creates = batch.filter((b) => b.sent.operation === 'create');
+  const pendingOf = (b: Batched) => ({
+    key: b.change.key,
+    pending: { idempotencyKey: b.sent.idempotencyKey, hash: b.change.hash, data: b.sent.data },
+  });
+  await insertPendingCreates(ctx.runtime.store, ctx.write.scope, creates.filter((b) => b.state === undefined).map(pendingOf));
+  await savePendingCreates(ctx.runtime.store, ctx.write.scope, creates.filter((b) => b.state !== undefined).map(pendingOf));
   try {
     for (let start = 0; start < batch.length; start += size)
       await sendBatch(ctx, batch.slice(start, start + size), outcomes, synced, again);

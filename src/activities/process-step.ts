@@ -2,9 +2,9 @@
 import type { Integration, Processor, SyncState } from '../connectors/connector';
 import type { StepDefinition } from '../jobs/definition';
 import { changedFields } from '../sync/values';
-import { hashSnapshot, idempotencyKey, stableKey } from '../sync/snapshot';
+import { canonicalJson, idempotencyKey, sha256Hex, stableKey } from '../sync/snapshot';
 import { isOnRemote } from '../sync/standing';
-import { MAX_RECORD_BYTES, jsonBytes, tooLargeMessage } from './payload-limits';
+import { MAX_RECORD_BYTES, tooLargeMessage } from './payload-limits';
 import type { PlannedChange, ProcessStepInput, ProcessStepOutput, RecordFailure, Skipped } from './types';
 
 /** How `planChanges` decides. */
@@ -69,7 +69,10 @@ export async function planChanges(
       });
       continue;
     }
-    const bytes = jsonBytes(result.data);
+    // One serialisation for both the size check and the hash: the canonical JSON has the same
+    // characters as the payload's JSON, its keys sorted (and bigints quoted).
+    const json = canonicalJson(result.data);
+    const bytes = Buffer.byteLength(json, 'utf8');
     if (bytes > MAX_RECORD_BYTES) {
       failures.push({
         key: item.key,
@@ -80,7 +83,7 @@ export async function planChanges(
       continue;
     }
     const onRemote = isOnRemote(state) ? state : null;
-    const hash = hashSnapshot(result.data);
+    const hash = sha256Hex(json);
     // Type-aware: "20.50" and 20.5, or one instant in two time zones, are no change. A failed
     // entity is written even so: its write settles the failure.
     const unchanged = onRemote?.status === 'active' && changedFields(onRemote.snapshot, result.data).length === 0;
