@@ -38,7 +38,7 @@ export interface BulkExportRequest {
   readonly mode?: BulkMode;
   /** Every row (default), a list of ids, or a filter declared in the job (`{ filter: 'active' }`). */
   readonly scope?: BulkScope;
-  /** Rows per page (one activity each); default 500. */
+  /** Rows per page (one activity each); default `DEFAULT_BULK_PAGE_SIZE` (2,000). */
   readonly pageSize?: number;
   /** Pages in flight at once; default 4. */
   readonly parallelism?: number;
