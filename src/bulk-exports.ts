@@ -38,7 +38,10 @@ export interface BulkExportRequest {
   readonly mode?: BulkMode;
   /** Every row (default), a list of ids, or a filter declared in the job (`{ filter: 'active' }`). */
   readonly scope?: BulkScope;
-  /** Rows per page (one activity each); default `DEFAULT_BULK_PAGE_SIZE` (2,000). */
+  /**
+   * Rows per page (one activity each). Default: fitted to the rows counted (`fitPageSize`), from
+   * `MIN_FITTED_BULK_PAGE_SIZE` (500) to `DEFAULT_BULK_PAGE_SIZE` (2,000).
+   */
   readonly pageSize?: number;
   /** Pages in flight at once; default 4. */
   readonly parallelism?: number;
@@ -107,6 +110,7 @@ export async function bulkExportInput(
     mode,
     scope,
     pageSize,
+    ...(request.pageSize === undefined ? { fitPageSize: true } : {}),
     parallelism,
     ...(request.pagesPerRun !== undefined ? { pagesPerRun: checkCount('pages per run', request.pagesPerRun, 100_000) } : {}),
   };
@@ -241,7 +245,7 @@ export function bulkWorkflowLabels(input: BulkExportInput) {
     staticSummary: `Bulk export ${input.connector} to ${input.integration} (${input.mode}, ${scope})`,
     staticDetails:
       `Job \`${input.job}\`, integration \`${input.integration}\`, connector \`${input.connector}\`: ${scope}, mode \`${input.mode}\`, ` +
-      `pages of ${input.pageSize}, ${input.parallelism} at once. Query \`progress\`; updates \`pause\`, \`resume\`, \`cancel\`.`,
+      `pages of ${input.fitPageSize ? `up to ${input.pageSize} (fitted to the rows counted)` : input.pageSize}, ${input.parallelism} at once. Query \`progress\`; updates \`pause\`, \`resume\`, \`cancel\`.`,
     typedSearchAttributes: [
       { key: INTEGRATION_ATTRIBUTE, value: input.integration },
       { key: CONNECTOR_ATTRIBUTE, value: input.connector },

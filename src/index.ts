@@ -125,10 +125,13 @@ export type { BulkExportRequest, BulkExportSummary, StartedBulkExport } from './
 export type { BulkExportResult, BulkProgress } from './workflows/bulk-definitions';
 export {
   BULK_PAGES_PER_RUN,
+  BULK_FITTED_PAGES_PER_SLOT,
   BULK_PLAN_AHEAD,
   DEFAULT_BULK_PAGE_SIZE,
   DEFAULT_BULK_PARALLELISM,
+  MIN_FITTED_BULK_PAGE_SIZE,
   bulkHistoryBound,
+  fitPageSize,
 } from './workflows/options';
 export { OutboxRelay } from './outbox/relay';
 export type { ExportScheduler, OutboxRelayOptions } from './outbox/relay';

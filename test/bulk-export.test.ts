@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import { compareRemoteWithLocal, type Demo, setupDemo } from '../examples/demo/demo-setup';
 import { CONNECTOR_ATTRIBUTE, INTEGRATION_ATTRIBUTE, STATUS_ATTRIBUTE } from '../src/search-attributes';
+import { DEFAULT_BULK_PAGE_SIZE, MIN_FITTED_BULK_PAGE_SIZE, fitPageSize } from '../src';
 import type { TidesyncDatabase } from '../src/store/schema';
 import { createTestDatabase, startTestEngine, type TestEngine, uniqueName } from './helpers';
 
@@ -81,6 +82,18 @@ describe('bulk export against the demo CRM', () => {
     expect(await engine.client.waitForBulkExport(all.workflowId)).toMatchObject({ status: 'completed', counters: { written: CONTACTS } });
     expect(demo.remote.stats()).toMatchObject({ writes: CONTACTS, byMethod: { POST: CONTACTS / 100 } });
     expect(demo.remote.contacts()).toHaveLength(CONTACTS);
+  });
+
+  it('should fit its pages to the rows counted when no page size is given, and keep a page size given', async () => {
+    expect([fitPageSize(10_000, 4, DEFAULT_BULK_PAGE_SIZE), fitPageSize(100_000, 4, DEFAULT_BULK_PAGE_SIZE)]).toEqual([625, 2_000]);
+    expect([fitPageSize(CONTACTS, 4, DEFAULT_BULK_PAGE_SIZE), fitPageSize(CONTACTS, 4, 100)]).toEqual([MIN_FITTED_BULK_PAGE_SIZE, 100]);
+    const fitted = await engine.client.startBulkExport({ integration: integration(), connector: 'contact' });
+    const description = await engine.temporal.workflow.getHandle(fitted.workflowId).describe();
+    expect(await description.staticDetails()).toContain(`pages of up to ${DEFAULT_BULK_PAGE_SIZE} (fitted to the rows counted)`);
+    // 600 rows: pages of 500 (without fitting, one page of 2,000).
+    expect(await engine.client.waitForBulkExport(fitted.workflowId)).toMatchObject({ status: 'completed', done: CONTACTS, pages: 2 });
+    const given = await engine.client.startBulkExport({ integration: integration(), connector: 'contact', pageSize: 1_000 });
+    expect(await engine.client.waitForBulkExport(given.workflowId)).toMatchObject({ status: 'completed', done: CONTACTS, pages: 1 });
   });
 
   it('should export only the rows of a named filter, or a list of ids', async () => {

@@ -21,6 +21,11 @@ export interface BulkExportInput {
   readonly mode: BulkMode;
   readonly scope: BulkScope;
   readonly pageSize: number;
+  /**
+   * Set when the caller gave no page size: `pageSize` is then the largest a page may be, and the
+   * first run fits it to the rows counted (see `fitPageSize`); later runs get the fitted size.
+   */
+  readonly fitPageSize?: boolean;
   readonly parallelism: number;
   /** Pages a run starts before it continues as new; default `BULK_PAGES_PER_RUN`. */
   readonly pagesPerRun?: number;

@@ -35,7 +35,7 @@ import {
   resumeUpdate,
 } from './bulk-definitions';
 import { type PageLoopState, runPageLoop } from './bulk-pages';
-import { BOOKKEEPING_ACTIVITY_OPTIONS, BULK_PAGES_PER_RUN, BULK_PLAN_ACTIVITY_OPTIONS } from './options';
+import { BOOKKEEPING_ACTIVITY_OPTIONS, BULK_PAGES_PER_RUN, BULK_PLAN_ACTIVITY_OPTIONS, fitPageSize } from './options';
 
 const planning = proxyActivities<ExportActivities>(BULK_PLAN_ACTIVITY_OPTIONS);
 // The execution record is bookkeeping in our own database: a local activity, one marker event.
@@ -167,6 +167,9 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
     if (begun.refusal) return finish('failed', begun.refusal);
   }
   const state = base;
+  // A page size left to us is fitted to the rows counted, once; later runs keep the fitted size.
+  const { fitPageSize: fit, ...fixed } = input;
+  const paged: BulkExportInput = fit ? { ...fixed, pageSize: fitPageSize(total, input.parallelism, input.pageSize) } : fixed;
   const ref: BulkRunRef = { ...run, integrationId: state.integrationId, bulkId: info.workflowId };
 
   show(loop.paused ? 'paused' : 'running');
@@ -174,7 +177,7 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
   let end;
   try {
     end = await runPageLoop(
-      { ...input, pagesPerRun: input.pagesPerRun ?? BULK_PAGES_PER_RUN },
+      { ...paged, pagesPerRun: paged.pagesPerRun ?? BULK_PAGES_PER_RUN },
       ref,
       state.retry,
       loop,
@@ -217,7 +220,7 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
       runs,
     };
     // A fresh history for the next pages; the cursor and counters carry over.
-    return continueAsNew<typeof bulkExport>({ ...input, state: next });
+    return continueAsNew<typeof bulkExport>({ ...paged, state: next });
   }
   if (end === 'cancelled') return finish('cancelled', null);
   return finish(loop.counters.failed > 0 ? 'completed_with_failures' : 'completed', null);

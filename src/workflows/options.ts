@@ -151,6 +151,26 @@ export const BULK_PLAN_ACTIVITY_OPTIONS: ActivityOptions = {
  */
 export const DEFAULT_BULK_PAGE_SIZE = 2_000;
 
+/**
+ * Without a page size from the caller, a bulk export gets at least this many pages per page in
+ * flight (while pages stay between `MIN_FITTED_BULK_PAGE_SIZE` and `DEFAULT_BULK_PAGE_SIZE`
+ * rows): 10,000 rows at 2,000 a page were 5 pages with 4 in flight, the fifth running alone.
+ */
+export const BULK_FITTED_PAGES_PER_SLOT = 4;
+
+/** The smallest page `fitPageSize` makes. */
+export const MIN_FITTED_BULK_PAGE_SIZE = 500;
+
+/**
+ * The page size of an export of `total` rows that `parallelism` pages go through at once: pages
+ * of at most `largest` rows, small enough for `BULK_FITTED_PAGES_PER_SLOT` pages per page in
+ * flight, and at least `MIN_FITTED_BULK_PAGE_SIZE` rows (or `largest`, if that is less).
+ */
+export function fitPageSize(total: number, parallelism: number, largest: number): number {
+  const fitting = Math.ceil(total / (parallelism * BULK_FITTED_PAGES_PER_SLOT));
+  return Math.min(largest, Math.max(MIN_FITTED_BULK_PAGE_SIZE, fitting));
+}
+
 /** Pages of one bulk export in flight at once unless the caller says otherwise. */
 export const DEFAULT_BULK_PARALLELISM = 4;
 
