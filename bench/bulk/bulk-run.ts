@@ -24,7 +24,8 @@ export interface BulkRunOptions {
   readonly worker: WorkerProcess;
   readonly integration: string;
   readonly connector: string;
-  readonly pageSize: number;
+  /** `null`: none given, so the export fits its pages to the rows. */
+  readonly pageSize: number | null;
   readonly parallelism: number;
   /**
    * A bulk export of these ids first, not measured, then `reset` (the remote and the sync states
@@ -68,7 +69,7 @@ export async function runBulkExport(options: BulkRunOptions): Promise<BulkRunRep
       integration: options.integration,
       connector: options.connector,
       scope: { ids: options.warmup.ids },
-      pageSize: options.pageSize,
+      ...(options.pageSize !== null ? { pageSize: options.pageSize } : {}),
       parallelism: options.parallelism,
     });
     await tidesync.client.waitForBulkExport(warmup.workflowId);
@@ -84,7 +85,7 @@ export async function runBulkExport(options: BulkRunOptions): Promise<BulkRunRep
     const started = await tidesync.client.startBulkExport({
       integration: options.integration,
       connector: options.connector,
-      pageSize: options.pageSize,
+      ...(options.pageSize !== null ? { pageSize: options.pageSize } : {}),
       parallelism: options.parallelism,
     });
     const following = followProgress(tidesync, started.workflowId, log);

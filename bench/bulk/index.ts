@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- bulk [--entities 10000,100000] [--page-size N] [--parallelism N] [--profile DIR]`:
+ * `npm run bench -- bulk [--entities 10000,100000] [--page-size N (default: fitted, as the export fits it)] [--parallelism N] [--profile DIR]`:
  * the throughput of a bulk export against a direct loop doing the same reads, processing and
  * batched writes without Temporal or durability, on the embedded stack (unless DATABASE_URL /
  * TEMPORAL_ADDRESS say otherwise), against one demo CRM in a process of its own. Per size: entities/s
@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { DEFAULT_BULK_PAGE_SIZE, DEFAULT_BULK_PARALLELISM, MAX_BULK_PAGE_SIZE, MAX_BULK_PARALLELISM } from 'tidesync';
+import { DEFAULT_BULK_PARALLELISM, MAX_BULK_PAGE_SIZE, MAX_BULK_PARALLELISM } from 'tidesync';
 import { startTestServers } from 'tidesync/testing';
 import { DEMO_TOKEN_ENV } from '../../examples/demo/demo-setup';
 import { BATCH_UPSERT_LIMIT } from '../../examples/demo/remote/crm-client';
@@ -33,7 +33,8 @@ export const BULK_TARGETS = { entitiesPerSec: 5_000, ratioToDirect: 0.5, rssGrow
 /** What the benchmark runs. */
 export interface BulkBenchOptions {
   readonly entities: readonly number[];
-  readonly pageSize: number;
+  /** `null`: none given; the export fits its pages to the rows (and the direct loop pages alike). */
+  readonly pageSize: number | null;
   readonly parallelism: number;
   readonly profileDir: string | null;
 }
@@ -45,7 +46,7 @@ export interface BulkBenchResult {
   readonly machine: { readonly cpus: number; readonly node: string; readonly loadAverage: number };
   readonly config: {
     readonly entities: readonly number[];
-    readonly pageSize: number;
+    readonly pageSize: number | null;
     readonly parallelism: number;
     readonly batchSize: number;
     readonly warmup: number;
@@ -94,7 +95,7 @@ export function parseBulkOptions(args: readonly string[]): BulkBenchOptions {
   const entities = values.entities?.split(',').map((v) => whole('entities', v.trim(), MAX_ENTITIES)) ?? DEFAULT_ENTITIES;
   return {
     entities,
-    pageSize: values['page-size'] ? whole('page-size', values['page-size'], MAX_BULK_PAGE_SIZE) : DEFAULT_BULK_PAGE_SIZE,
+    pageSize: values['page-size'] ? whole('page-size', values['page-size'], MAX_BULK_PAGE_SIZE) : null,
     parallelism: values.parallelism ? whole('parallelism', values.parallelism, MAX_BULK_PARALLELISM) : DEFAULT_BULK_PARALLELISM,
     profileDir: values.profile ? path.resolve(values.profile) : null,
   };

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { sql } from 'kysely';
-import { resolveTemporalSettings, startTidesync } from 'tidesync';
+import { DEFAULT_BULK_PAGE_SIZE, fitPageSize, resolveTemporalSettings, startTidesync } from 'tidesync';
 import { createTestDatabase } from 'tidesync/testing';
 import { demoDeclarations } from '../../examples/demo';
 import { DEMO_TOKEN_ENV, compareRemoteWithLocal, localContactIds } from '../../examples/demo/demo-setup';
@@ -41,7 +41,8 @@ export interface BulkBenchStack {
   readonly token: string;
   readonly workflowBundle: string;
   readonly ledger: ProcessLedger;
-  readonly pageSize: number;
+  /** Rows per page; `null`: fitted to the rows, as a bulk export without a page size fits them. */
+  readonly pageSize: number | null;
   readonly parallelism: number;
   /** Run the worker under `node --cpu-prof`, its profile written here. */
   readonly profileDir: string | null;
@@ -52,6 +53,8 @@ export interface BulkBenchStack {
 /** The figures of one size. */
 export interface PhaseReport {
   readonly entities: number;
+  /** Rows per page of both sides (the export's fitted size when the options gave none). */
+  readonly pageSize: number;
   readonly seedMs: number;
   readonly direct: DirectBulkResult & {
     readonly entitiesPerSec: number;
@@ -115,17 +118,19 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
       secretRef: `env:${DEMO_TOKEN_ENV}`,
     });
 
+    // The direct loop pages as the export will: the given size, or the one the export fits.
+    const pageSize = stack.pageSize ?? fitPageSize(entities, stack.parallelism, DEFAULT_BULK_PAGE_SIZE);
     const directOptions = {
       runtime: tidesync.runtime,
       integration,
       connector: CONNECTOR,
-      pageSize: stack.pageSize,
+      pageSize,
       parallelism: stack.parallelism,
     };
     await runDirectBulk({
       ...directOptions,
       runKey: randomBytes(4).toString('hex'),
-      maxPages: Math.ceil(WARMUP_ENTITIES / stack.pageSize),
+      maxPages: Math.ceil(WARMUP_ENTITIES / pageSize),
     });
     await remote.wipe();
     await forgetCrmIds(tidesync.db);
@@ -133,7 +138,9 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
     const direct = await runDirectBulk({ ...directOptions, runKey: randomBytes(4).toString('hex') });
     const directCpu = await window.close();
     const directRate = Math.round((direct.read / direct.ms) * 1000);
-    log(`${entities}: direct loop ${Math.round(direct.ms)} ms, ${directRate}/s, written ${direct.written}, failed ${direct.failed}`);
+    log(
+      `${entities}: pages of ${pageSize}; direct loop ${Math.round(direct.ms)} ms, ${directRate}/s, written ${direct.written}, failed ${direct.failed}`,
+    );
     if (direct.written !== entities) throw new Error(`the direct loop wrote ${direct.written} of ${entities} contacts`);
     const directUnlinked = await unlinkedRows(tidesync.db);
     if (directUnlinked > 0) throw new Error(`the direct loop left ${directUnlinked} of ${entities} contacts without their CRM id`);
@@ -194,6 +201,7 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
     log(`${entities}: remote ${remoteMatchesLocal ? 'matches' : 'DOES NOT match'} local (${comparison.remoteContacts} remote contacts)`);
     return {
       entities,
+      pageSize,
       seedMs,
       direct: {
         ...direct,
