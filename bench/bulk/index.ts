@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- bulk [--entities 10000,100000] [--page-size N (default: fitted, as the export fits it)] [--parallelism N] [--profile DIR]`:
+ * `npm run bench -- bulk [--entities 10000,100000] [--page-size N] [--parallelism N] [--profile DIR]`
+ * (without `--page-size`, pages fitted to the rows as a bulk export fits them):
  * the throughput of a bulk export against a direct loop doing the same reads, processing and
  * batched writes without Temporal or durability, on the embedded stack (unless DATABASE_URL /
  * TEMPORAL_ADDRESS say otherwise), against one demo CRM in a process of its own. Per size: entities/s

@@ -14,9 +14,9 @@
  * rows, and on a 2-core machine round trips are what a bulk export spends its time on.
  *
  * Creates are recorded as pending before the scope's first batch goes out (one plain insert for
- * the entities without a sync-state row, one upsert for the others), as the per-entity path records its create: a batch whose answer is lost (the writer
- * gave up while the remote still applied it, or the worker died) leaves the key each create went
- * out with, and the next
+ * the entities without a sync-state row, one upsert for the others), as the per-entity path
+ * records its create: a batch whose answer is lost (the writer gave up while the remote still
+ * applied it, or the worker died) leaves the key each create went out with, and the next
  * write of that entity sends it again under that key, so the remote answers from its idempotency
  * records instead of making a second record. A pending create whose data is still the entity's
  * goes out in the batch again under its key; one whose entity has changed since is written on its

@@ -4,7 +4,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { BulkMode } from '../activities/bulk-types';
-import { DEFAULT_BULK_PAGE_SIZE, DEFAULT_BULK_PARALLELISM } from '../workflows/options';
+import { DEFAULT_BULK_PAGE_SIZE, DEFAULT_BULK_PARALLELISM, MIN_FITTED_BULK_PAGE_SIZE } from '../workflows/options';
 import { bulkControlCommand, bulkExportCommand, bulkListCommand } from './bulk';
 import { exportCommand } from './export';
 import { scheduleListCommand, scheduleRemoveCommand, scheduleSetCommand, scheduleTriggerCommand } from './schedule';
@@ -46,7 +46,11 @@ export function registerExport(program: Command, action: Action): void {
     .option('--all', 'export every row of the connector (or those of --filter) as one bulk export')
     .addOption(modeOption())
     .option('--filter <name>', 'with --all: only the rows of a filter declared in the job (filters: { name: sql })')
-    .option('--page-size <n>', `with --all: rows per page, one activity each (default ${DEFAULT_BULK_PAGE_SIZE})`, positive)
+    .option(
+      '--page-size <n>',
+      `with --all: rows per page, one activity each (default: fitted to the rows, ${MIN_FITTED_BULK_PAGE_SIZE} to ${DEFAULT_BULK_PAGE_SIZE})`,
+      positive,
+    )
     .option('--parallelism <n>', `with --all: pages in flight at once (default ${DEFAULT_BULK_PARALLELISM})`, positive)
     .option('--json', 'JSON output (one object per id; with --all, a summary)', false)
     .option('--no-wait', 'start and return')

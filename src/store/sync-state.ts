@@ -207,21 +207,25 @@ export async function savePendingCreates(
   await insertPending(db, scope.integrationId, scope.connector, rows, new Date());
 }
 
-// Once per lock scope of a bulk page: compiled once (see `prepared.ts`).
-const insertPending = prepared(4, (db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) =>
-  db
+/** The rows of a scope's pending creates (`rows`: JSON of `{ k: key, p: pending }`), inserted. */
+function pendingRows(db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) {
+  return db
     .insertInto('sync_state')
     .columns(['integration_id', 'connector', 'entity_id', 'pending_create', 'updated_at'])
     .expression(
       sql`select ${integrationId}::integer, ${connector}::text, r.k, r.p, ${now}::timestamptz
         from jsonb_to_recordset(${rows}::jsonb) as r(k text, p jsonb)`,
-    )
-    .onConflict((oc) =>
-      oc
-        .columns(['integration_id', 'connector', 'entity_id'])
-        .doUpdateSet((eb) => ({ pending_create: eb.ref('excluded.pending_create'), updated_at: eb.ref('excluded.updated_at') }))
-        .where('sync_state.pending_create', 'is', null),
-    ),
+    );
+}
+
+// Once per lock scope of a bulk page: compiled once (see `prepared.ts`).
+const insertPending = prepared(4, (db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) =>
+  pendingRows(db, integrationId, connector, rows, now).onConflict((oc) =>
+    oc
+      .columns(['integration_id', 'connector', 'entity_id'])
+      .doUpdateSet((eb) => ({ pending_create: eb.ref('excluded.pending_create'), updated_at: eb.ref('excluded.updated_at') }))
+      .where('sync_state.pending_create', 'is', null),
+  ),
 );
 
 /**
@@ -256,15 +260,7 @@ export async function insertPendingCreates(
 /** PostgreSQL's SQLSTATE of a duplicate key. */
 const UNIQUE_VIOLATION = '23505';
 
-const insertPendingFresh = prepared(4, (db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) =>
-  db
-    .insertInto('sync_state')
-    .columns(['integration_id', 'connector', 'entity_id', 'pending_create', 'updated_at'])
-    .expression(
-      sql`select ${integrationId}::integer, ${connector}::text, r.k, r.p, ${now}::timestamptz
-        from jsonb_to_recordset(${rows}::jsonb) as r(k text, p jsonb)`,
-    ),
-);
+const insertPendingFresh = prepared(4, pendingRows);
 
 /** Forgets a pending create that the remote refused: it was not applied, nothing is on the remote. */
 export async function clearPendingCreate(db: Kysely<TidesyncDatabase>, scope: SyncScope, key: string): Promise<void> {
