@@ -3,7 +3,8 @@
  * pending creates (one statement) and then their answers (one statement). The answers rewrite rows
  * inserted a moment before; `sync_state` keeps room on its pages for that (migration
  * `2026_12_21_001_sync_state_room`), so the rewrite stays on the row's page without a new index
- * entry (a heap-only update), which the transaction's own statistics show.
+ * entry (a heap-only update), which the transaction's own statistics show. An answer to a create
+ * takes its snapshot and hash from the create recorded pending.
  */
 import { type Kysely, sql } from 'kysely';
 import { insertPendingCreates, loadSyncStates, savePendingCreates, saveSyncedMany } from '../src/store/sync-state';
@@ -30,6 +31,7 @@ describe('sync-state writes of a bulk scope', () => {
   });
 
   const data = (i: number) => ({ id: i, firstName: `First ${i}`, email: `p${i}@example.com`, note: 'quote " and \\ backslash' });
+  const pendingOf = (key: string) => ({ key, pending: { idempotencyKey: `idem-${key}`, hash: `hash-${key}`, data: data(Number(key)) } });
 
   it('should save pending creates and then their answers, the answers rewriting the rows in place', async () => {
     const scope = { integrationId, connector: 'contact' };
@@ -43,10 +45,11 @@ describe('sync-state writes of a bulk scope', () => {
       const pending = await loadSyncStates(trx, scope, keys);
       expect(pending.get('7')?.pendingCreate).toEqual({ idempotencyKey: 'idem-7', hash: 'hash-7', data: data(7) });
       expect(pending.get('7')?.remoteId).toBeNull();
+      // The creates went out as recorded: their answers carry no snapshot, the pending create has it.
       await saveSyncedMany(
         trx,
         scope,
-        keys.map((key) => ({ key, remoteId: `c_${key}`, remoteVersion: '1', snapshot: data(Number(key)), hash: `hash-${key}` })),
+        keys.map((key) => ({ key, remoteId: `c_${key}`, remoteVersion: '1', fromPendingCreate: true as const })),
       );
       const table = `${database.databases.schema}.sync_state`;
       const { rows } = await sql<{ updated: string; hot: string }>`
@@ -69,6 +72,33 @@ describe('sync-state writes of a bulk scope', () => {
     expect(counts.hot).toBeGreaterThanOrEqual(ROWS * 0.8);
   });
 
+  it('should save the snapshots that answers carry, and none for a create whose pending record is gone', async () => {
+    const scope = { integrationId, connector: 'answers' };
+    await insertPendingCreates(
+      database.db,
+      scope,
+      ['1', '2'].map((key) => pendingOf(key)),
+    );
+    // Entity 2's pending create is cleared meanwhile (as when the remote refused it).
+    await database.db
+      .updateTable('sync_state')
+      .set({ pending_create: null })
+      .where('connector', '=', 'answers')
+      .where('entity_id', '=', '2')
+      .execute();
+    await saveSyncedMany(database.db, scope, [
+      { key: '1', remoteId: 'c_1', remoteVersion: '1', fromPendingCreate: true },
+      { key: '2', remoteId: 'c_2', remoteVersion: '1', fromPendingCreate: true },
+      // An update answered: the snapshot travels with it, and replaces the one saved before.
+      { key: '3', remoteId: 'c_3', remoteVersion: '2', snapshot: data(33), hash: 'hash-33' },
+    ]);
+    const states = await loadSyncStates(database.db, scope, ['1', '2', '3']);
+    expect(states.get('1')).toMatchObject({ remoteId: 'c_1', snapshot: data(1), snapshotHash: 'hash-1', pendingCreate: null });
+    // No snapshot to compare with: its next export writes it again rather than skip it.
+    expect(states.get('2')).toMatchObject({ remoteId: 'c_2', snapshot: null, snapshotHash: null, pendingCreate: null, status: 'active' });
+    expect(states.get('3')).toMatchObject({ remoteId: 'c_3', remoteVersion: '2', snapshot: data(33), snapshotHash: 'hash-33' });
+  });
+
   it('should delete the sync states of a deleted integration, and only its (the cascade without a foreign key)', async () => {
     const other = await database.db
       .insertInto('integration')
@@ -86,8 +116,6 @@ describe('sync-state writes of a bulk scope', () => {
     expect((await loadSyncStates(database.db, gone, keys)).size).toBe(0);
     expect((await loadSyncStates(database.db, kept, keys)).size).toBe(3);
   });
-
-  const pendingOf = (key: string) => ({ key, pending: { idempotencyKey: `idem-${key}`, hash: `hash-${key}`, data: data(Number(key)) } });
 
   it.each([
     ['on its own', false],

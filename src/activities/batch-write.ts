@@ -27,6 +27,7 @@ import type { EntityId } from '../entity-id';
 import { ConfigurationError, PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError } from '../errors';
 import {
   type SyncedEntity,
+  type SyncedPendingCreate,
   clearPendingCreate,
   insertPendingCreates,
   loadSyncStates,
@@ -133,7 +134,7 @@ async function replanChunk(
  */
 async function sendBatches(ctx: LockedWriteContext, batch: readonly Batched[], outcomes: Map<string, RecordOutcome>): Promise<void> {
   const size = Math.max(1, ctx.write.writer.maxBatchSize ?? batch.length);
-  const synced: SyncedEntity[] = [];
+  const synced: Array<SyncedEntity | SyncedPendingCreate> = [];
   const again: Batched[] = [];
   // Recorded first, for the whole scope at once: if an answer is lost, the next write sends these
   // creates again with their keys. A create recorded but never sent (a batch before it failed)
@@ -162,29 +163,46 @@ async function sendBatches(ctx: LockedWriteContext, batch: readonly Batched[], o
  * never overwritten blindly), under the same idempotency key.
  */
 function asSent(ctx: LockedWriteContext, change: PlannedChange, state: SyncState | undefined): Change {
+  // Built field by field, not spread from the planned change: spreading each of a page's changes
+  // (whose shape is not the sent one's) was a visible part of the worker's time.
+  const { key } = change;
   const pending = state?.pendingCreate;
   // The same create as the one that may already be on the remote: under the key it went out with.
-  if (pending)
+  if (pending) {
     return {
-      ...change,
+      key,
       operation: 'create',
-      remoteId: null,
       data: pending.data,
+      remoteId: null,
+      idempotencyKey: pending.idempotencyKey,
       partial: false,
       expectedVersion: null,
-      idempotencyKey: pending.idempotencyKey,
     };
-  if (change.operation === 'create' || !change.remoteId) {
-    return { ...change, operation: 'create', remoteId: null, partial: false, expectedVersion: null };
   }
+  if (change.operation === 'create' || !change.remoteId) {
+    return {
+      key,
+      operation: 'create',
+      data: change.data,
+      remoteId: null,
+      idempotencyKey: change.idempotencyKey,
+      partial: false,
+      expectedVersion: null,
+    };
+  }
+  const { operation, remoteId } = change;
   const writer = ctx.write.writer;
   const expectedVersion = writer.read !== undefined ? (state?.remoteVersion ?? null) : null;
-  if (expectedVersion === null) return { ...change, partial: false, expectedVersion: null };
+  if (expectedVersion === null) {
+    return { key, operation, data: change.data, remoteId, idempotencyKey: change.idempotencyKey, partial: false, expectedVersion: null };
+  }
   const fields = state?.snapshot ? changedFields(state.snapshot, change.data).filter((f) => f in change.data) : [];
   const partial = writer.supportsPartialUpdate === true && fields.length > 0;
   return {
-    ...change,
+    key,
+    operation,
     data: partial ? Object.fromEntries(fields.map((f) => [f, change.data[f]])) : change.data,
+    remoteId,
     partial,
     expectedVersion,
     idempotencyKey: stableKey(change.idempotencyKey, expectedVersion),
@@ -199,7 +217,7 @@ async function sendBatch(
   ctx: LockedWriteContext,
   batch: readonly Batched[],
   outcomes: Map<string, RecordOutcome>,
-  synced: SyncedEntity[],
+  synced: Array<SyncedEntity | SyncedPendingCreate>,
   again: Batched[],
 ): Promise<void> {
   const { writer, context } = ctx.write;
@@ -228,15 +246,16 @@ async function sendBatch(
   for (const [i, result] of results.entries()) {
     const b = batch[i] as Batched;
     if (result.ok) {
-      // The snapshot is the whole local record (the base of the next comparison), not what was sent.
-      synced.push({
-        key: b.change.key,
-        remoteId: result.remoteId,
-        remoteVersion: result.remoteVersion,
-        snapshot: b.change.data,
-        hash: b.change.hash,
-      });
       const operation = b.sent.operation === 'create' ? 'create' : 'update';
+      // The snapshot is the whole local record (the base of the next comparison), not what was sent.
+      // A create went out as recorded pending (`sendBatches`; one whose recorded data is no longer
+      // the entity's is written on its own), so that record holds its snapshot and hash already.
+      const key = b.change.key;
+      synced.push(
+        operation === 'create'
+          ? { key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, fromPendingCreate: true }
+          : { key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, snapshot: b.change.data, hash: b.change.hash },
+      );
       outcomes.set(b.change.key, { kind: 'written', record: { key: b.change.key, remoteId: result.remoteId, operation }, conflicts: [] });
     } else if (result.error instanceof RemoteVersionConflictError || result.error instanceof RemoteNotFoundError) {
       again.push(b);
