@@ -1,8 +1,9 @@
 /**
- * One bulk export measured from the outside: the worker runs as operators run it (`node
- * bin/tidesync.js worker` in a process of its own, started for this run alone), so its resident set
- * and CPU time are its own. A small export warms it up first. Timed from the start call to the
- * result; the first remote write is the demo CRM's own record of it.
+ * Bulk exports measured from the outside: the worker runs as operators run it (`node
+ * bin/tidesync.js worker` in a process of its own, started for one size alone), so its resident
+ * set and CPU time are its own. A small export warms it up first; then each round's export of the
+ * whole table is timed from the start call to the result; the first remote write is the demo CRM's
+ * own record of it.
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,11 +17,11 @@ import { RssSampler, memoryOf, resetPeakRss } from './proc';
 /** How often the benchmark asks for progress and logs it. */
 const PROGRESS_EVERY_MS = 2_000;
 
-/** Options of `runBulkExport`. */
-export interface BulkRunOptions {
+/** Options of `startBulkWorker`. */
+export interface BulkWorkerOptions {
   readonly tidesync: Tidesync;
   readonly remote: RemoteCrm;
-  /** Not started yet: started here, stopped when the export is over. */
+  /** Not started yet: started here, stopped by the returned worker's `stop()`. */
   readonly worker: WorkerProcess;
   readonly integration: string;
   readonly connector: string;
@@ -29,13 +30,13 @@ export interface BulkRunOptions {
   readonly parallelism: number;
   /**
    * A bulk export of these ids first, not measured, then `reset` (the remote and the sync states
-   * emptied): the measured export runs on a warm worker, as a long-lived worker is.
+   * emptied): the measured exports run on a warm worker, as a long-lived worker is.
    */
   readonly warmup: { readonly ids: readonly EntityId[]; reset(): Promise<void> };
   readonly log: (line: string) => void;
 }
 
-/** What one bulk export cost. */
+/** What one measured bulk export cost. */
 export interface BulkRunReport {
   readonly result: BulkExportResult;
   readonly ms: number;
@@ -44,8 +45,8 @@ export interface BulkRunReport {
   readonly firstWriteMs: number | null;
   readonly workerStartMs: number;
   /**
-   * The worker's resident set once started, after the warm-up (its peak reset then), and its peak
-   * during the measured export (`VmHWM`; the 100 ms samples' highest beside it).
+   * The worker's resident set once started, before this export (after the warm-up, its peak
+   * reset then), and its peak during this export (`VmHWM`; the 100 ms samples' highest beside it).
    */
   readonly worker: {
     readonly startedRssMb: number;
@@ -57,13 +58,19 @@ export interface BulkRunReport {
   readonly cpu: CpuWindow;
 }
 
-/** Starts the worker, runs the export to its end, and stops the worker. */
-export async function runBulkExport(options: BulkRunOptions): Promise<BulkRunReport> {
+/** A started, warmed-up worker: `measure()` runs one export of the whole table on it. */
+export interface BulkWorker {
+  measure(): Promise<BulkRunReport>;
+  stop(): Promise<void>;
+}
+
+/** Starts the worker and runs the warm-up export on it; stop it with `stop()` however it goes. */
+export async function startBulkWorker(options: BulkWorkerOptions): Promise<BulkWorker> {
   const { tidesync, remote, worker, log } = options;
   const workerStartMs = await worker.start();
   const pid = worker.pid;
-  if (pid === undefined) throw new Error('the worker exited right after it started');
   try {
+    if (pid === undefined) throw new Error('the worker exited right after it started');
     const startedRssMb = memoryOf(pid).rssMb;
     const warmup = await tidesync.client.startBulkExport({
       integration: options.integration,
@@ -74,44 +81,49 @@ export async function runBulkExport(options: BulkRunOptions): Promise<BulkRunRep
     });
     await tidesync.client.waitForBulkExport(warmup.workflowId);
     await options.warmup.reset();
-    // A moment for the warm-up's garbage to be collected, so "idle" is the steady state.
-    await sleep(1_000);
-    resetPeakRss(pid);
-    const idleRssMb = memoryOf(pid).rssMb;
-    const sampler = new RssSampler(pid);
-    const cpu = await openCpuWindow(remote, pid);
-    const startedAt = Date.now();
-    const began = performance.now();
-    const started = await tidesync.client.startBulkExport({
-      integration: options.integration,
-      connector: options.connector,
-      ...(options.pageSize !== null ? { pageSize: options.pageSize } : {}),
-      parallelism: options.parallelism,
-    });
-    const following = followProgress(tidesync, started.workflowId, log);
-    let result: BulkExportResult;
-    try {
-      result = await tidesync.client.waitForBulkExport(started.workflowId);
-    } finally {
-      following.stop();
-    }
-    const ms = performance.now() - began;
-    const usage = await cpu.close();
-    const memory = sampler.stop();
-    const sample = await remote.sample();
-    const history = await countChainHistory(tidesync.temporal, started.workflowId, started.runId);
-    return {
-      result,
-      ms: Math.round(ms),
-      entitiesPerSec: Math.round((result.done / ms) * 1000),
-      firstWriteMs: sample.firstWriteAt === null ? null : sample.firstWriteAt - startedAt,
-      workerStartMs,
-      worker: { startedRssMb, idleRssMb, peakRssMb: memory.peakRssMb, sampledPeakMb: memory.sampledPeakMb },
-      history: { ...history, per1000: Math.round((history.events / Math.max(result.done, 1)) * 1000 * 10) / 10 },
-      cpu: usage,
+    const measure = async (): Promise<BulkRunReport> => {
+      // A moment for the garbage of what ran before to be collected, so "idle" is the steady state.
+      await sleep(1_000);
+      resetPeakRss(pid);
+      const idleRssMb = memoryOf(pid).rssMb;
+      const sampler = new RssSampler(pid);
+      const cpu = await openCpuWindow(remote, pid);
+      const startedAt = Date.now();
+      const began = performance.now();
+      const started = await tidesync.client.startBulkExport({
+        integration: options.integration,
+        connector: options.connector,
+        ...(options.pageSize !== null ? { pageSize: options.pageSize } : {}),
+        parallelism: options.parallelism,
+      });
+      const following = followProgress(tidesync, started.workflowId, log);
+      let result: BulkExportResult;
+      let memory: ReturnType<RssSampler['stop']>;
+      try {
+        result = await tidesync.client.waitForBulkExport(started.workflowId);
+      } finally {
+        following.stop();
+        memory = sampler.stop();
+      }
+      const ms = performance.now() - began;
+      const usage = await cpu.close();
+      const sample = await remote.sample();
+      const history = await countChainHistory(tidesync.temporal, started.workflowId, started.runId);
+      return {
+        result,
+        ms: Math.round(ms),
+        entitiesPerSec: Math.round((result.done / ms) * 1000),
+        firstWriteMs: sample.firstWriteAt === null ? null : sample.firstWriteAt - startedAt,
+        workerStartMs,
+        worker: { startedRssMb, idleRssMb, peakRssMb: memory.peakRssMb, sampledPeakMb: memory.sampledPeakMb },
+        history: { ...history, per1000: Math.round((history.events / Math.max(result.done, 1)) * 1000 * 10) / 10 },
+        cpu: usage,
+      };
     };
-  } finally {
+    return { measure, stop: () => worker.stop() };
+  } catch (error) {
     await worker.stop();
+    throw error;
   }
 }
 

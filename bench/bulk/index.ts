@@ -1,12 +1,13 @@
 /**
- * `npm run bench -- bulk [--entities 10000,100000] [--page-size N] [--parallelism N] [--profile DIR]`
+ * `npm run bench -- bulk [--entities 10000,100000] [--page-size N] [--parallelism N] [--rounds 3] [--profile DIR]`
  * (without `--page-size`, pages fitted to the rows as a bulk export fits them):
  * the throughput of a bulk export against a direct loop doing the same reads, processing and
  * batched writes without Temporal or durability, on the embedded stack (unless DATABASE_URL /
- * TEMPORAL_ADDRESS say otherwise), against one demo CRM in a process of its own. Per size: entities/s
- * of both and their ratio, the worker's peak RSS, history events per 1,000 entities, the time to
- * the first remote write, and where the CPU went (the remote's share among it). `--profile DIR`
- * runs the worker under `node --cpu-prof` and leaves its profiles in DIR.
+ * TEMPORAL_ADDRESS say otherwise), against one demo CRM in a process of its own. Per size, in
+ * rounds that alternate the two sides, the median round's figures: entities/s of both and their
+ * ratio, the worker's peak RSS, history events per 1,000 entities, the time to the first remote
+ * write, and where the CPU went (the remote's share among it); every round's rates beside them.
+ * `--profile DIR` runs the worker under `node --cpu-prof` and leaves its profiles in DIR.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
@@ -27,6 +28,12 @@ import { type PhaseReport, WARMUP_ENTITIES, runPhase } from './phase';
 const DEFAULT_ENTITIES = [10_000, 100_000];
 /** The most entities one size may have: seeding and the remote's memory grow with it. */
 const MAX_ENTITIES = 5_000_000;
+/**
+ * Measured rounds per size unless `--rounds` says otherwise: on a shared 2-core machine one run's
+ * rates move by 10-25%, so one round's ratio says little; three give a median.
+ */
+const DEFAULT_ROUNDS = 3;
+const MAX_ROUNDS = 9;
 
 /** The issue's targets on a 2-core machine with the embedded stack. */
 export const BULK_TARGETS = { entitiesPerSec: 5_000, ratioToDirect: 0.5, rssGrowth: 1.2 } as const;
@@ -37,6 +44,7 @@ export interface BulkBenchOptions {
   /** `null`: none given; the export fits its pages to the rows (and the direct loop pages alike). */
   readonly pageSize: number | null;
   readonly parallelism: number;
+  readonly rounds: number;
   readonly profileDir: string | null;
 }
 
@@ -49,6 +57,7 @@ export interface BulkBenchResult {
     readonly entities: readonly number[];
     readonly pageSize: number | null;
     readonly parallelism: number;
+    readonly rounds: number;
     readonly batchSize: number;
     readonly warmup: number;
   };
@@ -57,9 +66,11 @@ export interface BulkBenchResult {
   readonly summary: {
     /** Bulk entities/s at each size. */
     readonly entitiesPerSec: readonly number[];
-    /** Bulk over direct at each size. */
+    /** Bulk over direct at each size (the median round's). */
     readonly ratio: readonly number[];
-    /** The worker's peak RSS (MiB) at each size, and the largest size's over the smallest's. */
+    /** Every round's ratio at each size. */
+    readonly ratioRounds: ReadonlyArray<readonly number[]>;
+    /** The worker's peak RSS (MiB) at each size (the highest of its rounds), and the largest size's over the smallest's. */
     readonly peakRssMb: readonly number[];
     readonly rssGrowth: number | null;
     readonly historyEventsPer1000: readonly number[];
@@ -84,6 +95,7 @@ export function parseBulkOptions(args: readonly string[]): BulkBenchOptions {
       entities: { type: 'string' },
       'page-size': { type: 'string' },
       parallelism: { type: 'string' },
+      rounds: { type: 'string' },
       profile: { type: 'string' },
     },
     strict: true,
@@ -98,6 +110,7 @@ export function parseBulkOptions(args: readonly string[]): BulkBenchOptions {
     entities,
     pageSize: values['page-size'] ? whole('page-size', values['page-size'], MAX_BULK_PAGE_SIZE) : null,
     parallelism: values.parallelism ? whole('parallelism', values.parallelism, MAX_BULK_PARALLELISM) : DEFAULT_BULK_PARALLELISM,
+    rounds: values.rounds ? whole('rounds', values.rounds, MAX_ROUNDS) : DEFAULT_ROUNDS,
     profileDir: values.profile ? path.resolve(values.profile) : null,
   };
 }
@@ -137,6 +150,7 @@ export async function runBulkBench(log: (line: string) => void, args: readonly s
       ledger,
       pageSize: options.pageSize,
       parallelism: options.parallelism,
+      rounds: options.rounds,
       profileDir: options.profileDir,
       signal: abort.signal,
       log,
@@ -155,6 +169,7 @@ export async function runBulkBench(log: (line: string) => void, args: readonly s
       entities: options.entities,
       pageSize: options.pageSize,
       parallelism: options.parallelism,
+      rounds: options.rounds,
       batchSize: BATCH_UPSERT_LIMIT,
       warmup: WARMUP_ENTITIES,
     },
@@ -168,16 +183,15 @@ export async function runBulkBench(log: (line: string) => void, args: readonly s
 function summarise(phases: readonly PhaseReport[]): BulkBenchResult['summary'] {
   const entitiesPerSec = phases.map((p) => p.bulk.entitiesPerSec);
   const ratio = phases.map((p) => p.ratio);
-  const peakRssMb = phases.map((p) => p.bulk.worker.peakRssMb);
+  const peakRssMb = phases.map((p) => p.bulkPeakRssMb);
   const smallest = phases.reduce<PhaseReport | undefined>((a, p) => (a && a.entities <= p.entities ? a : p), undefined);
   const largest = phases.reduce<PhaseReport | undefined>((a, p) => (a && a.entities >= p.entities ? a : p), undefined);
   const rssGrowth =
-    smallest && largest && smallest !== largest
-      ? Math.round((largest.bulk.worker.peakRssMb / smallest.bulk.worker.peakRssMb) * 100) / 100
-      : null;
+    smallest && largest && smallest !== largest ? Math.round((largest.bulkPeakRssMb / smallest.bulkPeakRssMb) * 100) / 100 : null;
   return {
     entitiesPerSec,
     ratio,
+    ratioRounds: phases.map((p) => p.rounds.map((r) => r.ratio)),
     peakRssMb,
     rssGrowth,
     historyEventsPer1000: phases.map((p) => p.bulk.history.per1000),

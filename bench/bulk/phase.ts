@@ -1,9 +1,9 @@
 /**
- * One size of the bulk benchmark: a fresh database seeded with that many demo contacts, the
- * direct loop over them (in this process), then the bulk export of them (a worker process started
- * for it), both against the one demo CRM, wiped before each so both create every contact. Each
- * first goes through `WARMUP_ENTITIES` rows unmeasured. At the end the remote is read back and
- * compared with the local table.
+ * One size of the bulk benchmark: a fresh database seeded with that many demo contacts, then
+ * rounds of the direct loop over them (in this process) and the bulk export of them (a worker
+ * process started for this size), both against the one demo CRM, wiped before each run so every
+ * run creates every contact. Each side first goes through `WARMUP_ENTITIES` rows unmeasured. After
+ * the last export the remote is read back and compared with the local table.
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -20,7 +20,7 @@ import { freePort } from '../chaos/stack';
 import { WorkerProcess } from '../chaos/worker-process';
 import type { RemoteCrm } from '../crm/remote';
 import type { Cleanups } from '../latency/environment';
-import { type BulkRunReport, runBulkExport } from './bulk-run';
+import { type BulkRunReport, startBulkWorker } from './bulk-run';
 import { type CpuWindow, cpuPerEntity, openCpuWindow } from './cpu';
 import { type DirectBulkResult, runDirectBulk } from './direct';
 
@@ -44,18 +44,16 @@ export interface BulkBenchStack {
   /** Rows per page; `null`: fitted to the rows, as a bulk export without a page size fits them. */
   readonly pageSize: number | null;
   readonly parallelism: number;
+  /** Measured runs of each side per size, alternating (direct, bulk, direct, bulk, ...). */
+  readonly rounds: number;
   /** Run the worker under `node --cpu-prof`, its profile written here. */
   readonly profileDir: string | null;
   readonly signal: AbortSignal;
   readonly log: (line: string) => void;
 }
 
-/** The figures of one size. */
-export interface PhaseReport {
-  readonly entities: number;
-  /** Rows per page of both sides (the export's fitted size when the options gave none). */
-  readonly pageSize: number;
-  readonly seedMs: number;
+/** One round of one size: the direct loop, then the bulk export, each over the whole table. */
+interface Round {
   readonly direct: DirectBulkResult & {
     readonly entitiesPerSec: number;
     readonly cpu: CpuWindow;
@@ -68,8 +66,29 @@ export interface PhaseReport {
     readonly failed: number;
     readonly runs: number;
   };
-  /** Bulk entities/s over direct entities/s. */
+  /** Bulk entities/s over direct entities/s, in this round. */
   readonly ratio: number;
+}
+
+/**
+ * The figures of one size: those of its median round (by ratio), with every round's main figures
+ * beside them. Rounds alternate the two sides, so a machine that slows down or speeds up during
+ * the run (other work, a neighbour on the host) moves both, not one.
+ */
+export interface PhaseReport extends Round {
+  readonly entities: number;
+  /** Rows per page of both sides (the export's fitted size when the options gave none). */
+  readonly pageSize: number;
+  readonly seedMs: number;
+  readonly rounds: ReadonlyArray<{
+    readonly direct: number;
+    readonly bulk: number;
+    readonly ratio: number;
+    readonly bulkPeakRssMb: number;
+    readonly cpuUsPerEntity: { readonly direct: number; readonly bulk: number };
+  }>;
+  /** The worker's highest peak RSS over the rounds. */
+  readonly bulkPeakRssMb: number;
   /** The remote holds every local contact as it is, and every local row the CRM id of its record. */
   readonly remoteMatchesLocal: boolean;
   readonly remoteContacts: number | null;
@@ -132,20 +151,6 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
       runKey: randomBytes(4).toString('hex'),
       maxPages: Math.ceil(WARMUP_ENTITIES / pageSize),
     });
-    await remote.wipe();
-    await forgetCrmIds(tidesync.db);
-    const window = await openCpuWindow(remote);
-    const direct = await runDirectBulk({ ...directOptions, runKey: randomBytes(4).toString('hex') });
-    const directCpu = await window.close();
-    const directRate = Math.round((direct.read / direct.ms) * 1000);
-    log(
-      `${entities}: pages of ${pageSize}; direct loop ${Math.round(direct.ms)} ms, ${directRate}/s, written ${direct.written}, failed ${direct.failed}`,
-    );
-    if (direct.written !== entities) throw new Error(`the direct loop wrote ${direct.written} of ${entities} contacts`);
-    const directUnlinked = await unlinkedRows(tidesync.db);
-    if (directUnlinked > 0) throw new Error(`the direct loop left ${directUnlinked} of ${entities} contacts without their CRM id`);
-
-    await remote.wipe();
     const worker = new WorkerProcess({
       root: stack.root,
       env: {
@@ -165,7 +170,13 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
       log,
       signal: stack.signal,
     });
-    const run = await runBulkExport({
+    // As if never exported: no sync state, no remote id written back, an empty remote.
+    const unexported = async () => {
+      await sql`delete from tidesync.sync_state where integration_id = ${integration.id}`.execute(tidesync.db);
+      await forgetCrmIds(tidesync.db);
+      await remote.wipe();
+    };
+    const bulkWorker = await startBulkWorker({
       tidesync,
       remote,
       worker,
@@ -173,22 +184,54 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
       connector: CONNECTOR,
       pageSize: stack.pageSize,
       parallelism: stack.parallelism,
-      warmup: {
-        ids: await localContactIds(tidesync.db).then((ids) => ids.slice(0, WARMUP_ENTITIES)),
-        reset: async () => {
-          // As if never exported: no sync state, no remote id written back, an empty remote.
-          await sql`delete from tidesync.sync_state where integration_id = ${integration.id}`.execute(tidesync.db);
-          await forgetCrmIds(tidesync.db);
-          await remote.wipe();
-        },
-      },
+      warmup: { ids: await localContactIds(tidesync.db).then((ids) => ids.slice(0, WARMUP_ENTITIES)), reset: unexported },
       log,
     });
-    const { result, ...bulk } = run;
-    log(
-      `${entities}: bulk export ${bulk.ms} ms, ${bulk.entitiesPerSec}/s, ${result.status}, first write after ${bulk.firstWriteMs} ms, ` +
-        `worker peak RSS ${bulk.worker.peakRssMb} MiB, ${bulk.history.events} history events in ${bulk.history.runs} runs`,
-    );
+    const rounds: Round[] = [];
+    try {
+      for (let round = 1; round <= stack.rounds; round += 1) {
+        const name = `${entities}, round ${round} of ${stack.rounds}`;
+        await remote.wipe();
+        await forgetCrmIds(tidesync.db);
+        const window = await openCpuWindow(remote);
+        const direct = await runDirectBulk({ ...directOptions, runKey: randomBytes(4).toString('hex') });
+        const directCpu = await window.close();
+        const directRate = Math.round((direct.read / direct.ms) * 1000);
+        log(
+          `${name}: pages of ${pageSize}; direct loop ${Math.round(direct.ms)} ms, ${directRate}/s, written ${direct.written}, failed ${direct.failed}`,
+        );
+        if (direct.written !== entities) throw new Error(`the direct loop wrote ${direct.written} of ${entities} contacts`);
+        const directUnlinked = await unlinkedRows(tidesync.db);
+        if (directUnlinked > 0) throw new Error(`the direct loop left ${directUnlinked} of ${entities} contacts without their CRM id`);
+
+        await unexported();
+        const { result, ...bulk } = await bulkWorker.measure();
+        log(
+          `${name}: bulk export ${bulk.ms} ms, ${bulk.entitiesPerSec}/s, ${result.status}, first write after ${bulk.firstWriteMs} ms, ` +
+            `worker peak RSS ${bulk.worker.peakRssMb} MiB, ${bulk.history.events} history events in ${bulk.history.runs} runs`,
+        );
+        rounds.push({
+          direct: {
+            ...direct,
+            ms: Math.round(direct.ms),
+            entitiesPerSec: directRate,
+            cpu: directCpu,
+            cpuUsPerEntity: cpuPerEntity(directCpu, entities),
+          },
+          bulk: {
+            ...bulk,
+            cpuUsPerEntity: cpuPerEntity(bulk.cpu, entities),
+            status: result.status,
+            written: result.counters.written,
+            failed: result.counters.failed,
+            runs: result.runs,
+          },
+          ratio: Math.round((bulk.entitiesPerSec / directRate) * 100) / 100,
+        });
+      }
+    } finally {
+      await bulkWorker.stop();
+    }
 
     const crm = new DemoCrmClient({ baseUrl: remote.url, token: stack.token });
     const comparison = await compareRemoteWithLocal({ integration, crm }, tidesync.db, tidesync.client);
@@ -199,26 +242,22 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
     const remoteMatchesLocal =
       mislinked === 0 && comparison.matches && comparison.checked === entities && comparison.remoteContacts === entities;
     log(`${entities}: remote ${remoteMatchesLocal ? 'matches' : 'DOES NOT match'} local (${comparison.remoteContacts} remote contacts)`);
+    // The median round by ratio (of an even number, the lower of the middle two): its figures stand
+    // for the size; every round's main figures are kept beside them.
+    const median = [...rounds].sort((a, b) => a.ratio - b.ratio)[Math.floor((rounds.length - 1) / 2)] as Round;
     return {
       entities,
       pageSize,
       seedMs,
-      direct: {
-        ...direct,
-        ms: Math.round(direct.ms),
-        entitiesPerSec: directRate,
-        cpu: directCpu,
-        cpuUsPerEntity: cpuPerEntity(directCpu, entities),
-      },
-      bulk: {
-        ...bulk,
-        cpuUsPerEntity: cpuPerEntity(bulk.cpu, entities),
-        status: result.status,
-        written: result.counters.written,
-        failed: result.counters.failed,
-        runs: result.runs,
-      },
-      ratio: Math.round((bulk.entitiesPerSec / directRate) * 100) / 100,
+      ...median,
+      rounds: rounds.map((r) => ({
+        direct: r.direct.entitiesPerSec,
+        bulk: r.bulk.entitiesPerSec,
+        ratio: r.ratio,
+        bulkPeakRssMb: r.bulk.worker.peakRssMb,
+        cpuUsPerEntity: { direct: r.direct.cpuUsPerEntity.total, bulk: r.bulk.cpuUsPerEntity.total },
+      })),
+      bulkPeakRssMb: Math.max(...rounds.map((r) => r.bulk.worker.peakRssMb)),
       remoteMatchesLocal,
       remoteContacts: comparison.remoteContacts,
     };
