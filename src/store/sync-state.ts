@@ -227,17 +227,20 @@ export async function savePendingCreate(
  * `saveSyncedMany`: 500 rows as VALUES were 2,500 parameters for the query builder to compile
  * and the server to parse, on every lock scope.
  */
-export async function savePendingCreates(
-  db: Kysely<TidesyncDatabase>,
-  scope: SyncScope,
-  creates: ReadonlyArray<{ readonly key: string; readonly pending: PendingCreate }>,
-): Promise<void> {
+export async function savePendingCreates(db: Kysely<TidesyncDatabase>, scope: SyncScope, creates: ScopeCreates): Promise<void> {
   if (creates.length === 0) return;
-  const rows = JSON.stringify(creates.map((c) => ({ k: c.key, p: c.pending })));
-  await insertPending(db, scope.integrationId, scope.connector, rows, new Date());
+  await insertPending(db, scope.integrationId, scope.connector, pendingJson(creates), new Date());
 }
 
-/** The rows of a scope's pending creates (`rows`: JSON of `{ k: key, p: pending }`), inserted. */
+/** Creates of one lock scope about to be sent, by entity key. */
+type ScopeCreates = ReadonlyArray<{ readonly key: string; readonly pending: PendingCreate }>;
+
+/** The one JSON parameter of the pending-create statements: `[{ k: key, p: pending }]`. */
+function pendingJson(creates: ScopeCreates): string {
+  return JSON.stringify(creates.map((c) => ({ k: c.key, p: c.pending })));
+}
+
+/** The rows of a scope's pending creates (`rows`: `pendingJson`), inserted. */
 function pendingRows(db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) {
   return db
     .insertInto('sync_state')
@@ -267,13 +270,9 @@ const insertPending = prepared(4, (db: Kysely<TidesyncDatabase>, integrationId: 
  * appeared meanwhile makes the insert fail as a whole, with nothing written, and the creates are
  * then recorded as `savePendingCreates` does (inside a transaction, behind a savepoint).
  */
-export async function insertPendingCreates(
-  db: Kysely<TidesyncDatabase>,
-  scope: SyncScope,
-  creates: ReadonlyArray<{ readonly key: string; readonly pending: PendingCreate }>,
-): Promise<void> {
+export async function insertPendingCreates(db: Kysely<TidesyncDatabase>, scope: SyncScope, creates: ScopeCreates): Promise<void> {
   if (creates.length === 0) return;
-  const rows = JSON.stringify(creates.map((c) => ({ k: c.key, p: c.pending })));
+  const rows = pendingJson(creates);
   const now = new Date();
   const savepoint = db.isTransaction;
   if (savepoint) await sql`savepoint tidesync_pending_creates`.execute(db);
