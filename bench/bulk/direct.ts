@@ -20,8 +20,6 @@ export interface DirectBulkOptions {
   readonly parallelism: number;
   /** Makes this run's idempotency keys its own (the remote remembers keys across runs). */
   readonly runKey: string;
-  /** Stop once this many pages were started (a warm-up); default all. */
-  readonly maxPages?: number;
 }
 
 /** What the loop did; times in ms from its start. */
@@ -43,7 +41,7 @@ interface Range {
 
 /** Runs the loop over every row of the connector's table. */
 export async function runDirectBulk(options: DirectBulkOptions): Promise<DirectBulkResult> {
-  const { runtime, integration, connector, pageSize, parallelism, runKey, maxPages = Infinity } = options;
+  const { runtime, integration, connector, pageSize, parallelism, runKey } = options;
   const job = runtime.jobs.get(runtime.connectors.exportWorkflowType(integration.type, connector));
   const step = job?.steps[0];
   if (!job || !step) throw new Error(`connector '${connector}' has no export job with a step`);
@@ -76,9 +74,7 @@ export async function runDirectBulk(options: DirectBulkOptions): Promise<DirectB
     }
     planned = next.end || next.boundaries.length === 0;
   };
-  let started = 0;
   const nextRange = async (): Promise<Range | undefined> => {
-    if (started++ >= maxPages) return undefined;
     while (ranges.length === 0 && !planned) {
       planning ??= plan().finally(() => (planning = undefined));
       await planning;

@@ -22,7 +22,7 @@ import { BATCH_UPSERT_LIMIT } from '../../examples/demo/remote/crm-client';
 import { startRemoteCrm } from '../crm/remote';
 import { Cleanups } from '../latency/environment';
 import { openBenchWorkspace, writeWorkflowBundle } from '../support/workspace';
-import { type PhaseReport, WARMUP_ENTITIES, runPhase } from './phase';
+import { type PhaseReport, WARMUP, runPhase } from './phase';
 
 /** The sizes run unless `--entities` says otherwise. */
 const DEFAULT_ENTITIES = [10_000, 100_000];
@@ -59,7 +59,7 @@ export interface BulkBenchResult {
     readonly parallelism: number;
     readonly rounds: number;
     readonly batchSize: number;
-    readonly warmup: number;
+    readonly warmup: string;
   };
   readonly phases: PhaseReport[];
   /** The figures the targets are about, and whether each is met. */
@@ -171,7 +171,7 @@ export async function runBulkBench(log: (line: string) => void, args: readonly s
       parallelism: options.parallelism,
       rounds: options.rounds,
       batchSize: BATCH_UPSERT_LIMIT,
-      warmup: WARMUP_ENTITIES,
+      warmup: WARMUP,
     },
     phases,
     summary: summarise(phases),
