@@ -40,7 +40,7 @@ export interface BulkExportRequest {
   readonly scope?: BulkScope;
   /**
    * Rows per page (one activity each). Default: fitted to the rows counted (`fitPageSize`), from
-   * `MIN_FITTED_BULK_PAGE_SIZE` (500) to `DEFAULT_BULK_PAGE_SIZE` (2,000).
+   * `MIN_FITTED_BULK_PAGE_SIZE` (500) to `DEFAULT_BULK_PAGE_SIZE` (2,500), in whole waves of pages.
    */
   readonly pageSize?: number;
   /** Pages in flight at once; default 4. */

@@ -125,7 +125,6 @@ export type { BulkExportRequest, BulkExportSummary, StartedBulkExport } from './
 export type { BulkExportResult, BulkProgress } from './workflows/bulk-definitions';
 export {
   BULK_PAGES_PER_RUN,
-  BULK_FITTED_PAGES_PER_SLOT,
   BULK_PLAN_AHEAD,
   DEFAULT_BULK_PAGE_SIZE,
   DEFAULT_BULK_PARALLELISM,

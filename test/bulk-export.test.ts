@@ -85,12 +85,14 @@ describe('bulk export against the demo CRM', () => {
   });
 
   it('should fit its pages to the rows counted when no page size is given, and keep a page size given', async () => {
-    expect([fitPageSize(10_000, 4, DEFAULT_BULK_PAGE_SIZE), fitPageSize(100_000, 4, DEFAULT_BULK_PAGE_SIZE)]).toEqual([625, 2_000]);
+    // Whole waves of 4 pages of one size: no page left to run alone at the end.
+    const sizes = [10_000, 12_000, 100_000, 100_001].map((rows) => fitPageSize(rows, 4, DEFAULT_BULK_PAGE_SIZE));
+    expect(sizes).toEqual([2_500, 1_500, 2_500, 2_273]);
     expect([fitPageSize(CONTACTS, 4, DEFAULT_BULK_PAGE_SIZE), fitPageSize(CONTACTS, 4, 100)]).toEqual([MIN_FITTED_BULK_PAGE_SIZE, 100]);
     const fitted = await engine.client.startBulkExport({ integration: integration(), connector: 'contact' });
     const description = await engine.temporal.workflow.getHandle(fitted.workflowId).describe();
     expect(await description.staticDetails()).toContain(`pages of up to ${DEFAULT_BULK_PAGE_SIZE} (fitted to the rows counted)`);
-    // 600 rows: pages of 500 (without fitting, one page of 2,000).
+    // 600 rows: pages of 500 (without fitting, one page of 2,500).
     expect(await engine.client.waitForBulkExport(fitted.workflowId)).toMatchObject({ status: 'completed', done: CONTACTS, pages: 2 });
     const given = await engine.client.startBulkExport({ integration: integration(), connector: 'contact', pageSize: 1_000 });
     expect(await engine.client.waitForBulkExport(given.workflowId)).toMatchObject({ status: 'completed', done: CONTACTS, pages: 1 });
