@@ -58,8 +58,12 @@ describe('bulk export against the demo CRM', () => {
     expect(description.typedSearchAttributes.get(STATUS_ATTRIBUTE)).toBe('completed');
     expect(await description.staticSummary()).toBe(`Bulk export contact to ${integration()} (changed, all rows)`);
     // Entity data stays out of history: no contact's email appears in it.
-    const history = JSON.stringify(await handle.fetchHistory());
-    expect(history).not.toContain('@example.com');
+    const events = (await handle.fetchHistory()).events ?? [];
+    expect(JSON.stringify(events)).not.toContain('@example.com');
+    // The first pages came planned with the count: the first page follows bulkBegin, no bulkPlan between.
+    const activities = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(activities.slice(0, 2)).toEqual(['bulkBegin', 'bulkPage']);
+    expect(activities.filter((name) => name === 'bulkPage')).toHaveLength(CONTACTS / 50);
 
     const record = await db.selectFrom('job_execution').selectAll().where('workflow_id', '=', started.workflowId).executeTakeFirstOrThrow();
     expect(record).toMatchObject({ status: 'completed', read_count: CONTACTS, written_count: CONTACTS, entity_ids: ['all'] });

@@ -21,6 +21,8 @@ import type {
 } from './bulk-types';
 import type { PagePlan } from '../connectors/connector';
 import type { JobDefinition } from '../jobs/definition';
+import type { EntityId } from '../entity-id';
+import { fitPageSize } from '../workflows/options';
 
 /** How a bulk export's scope reads in the execution record (`entity_ids`). */
 export function describeScope(scope: BulkScope): string {
@@ -40,21 +42,25 @@ export function createBulkActivities(runtime: Runtime, resolveSecret: SecretReso
       if (job.name !== input.job)
         throw new ConfigurationError(`connector '${input.connector}' exports with job '${job.name}', not '${input.job}'`);
       const total = 'ids' in input.scope ? input.scope.ids.length : await countScope(runtime, job, input.scope);
-      await beginExecutionRecord(db, { ...input, iteration: 1, entityKeys: [describeScope(input.scope)] });
-      return {
+      const { planFirst, ...begun } = input;
+      await beginExecutionRecord(db, { ...begun, iteration: 1, entityKeys: [describeScope(input.scope)] });
+      const refusal = refusalReason(integration);
+      const output: BulkBeginOutput = {
         integrationId: integration.id,
-        refusal: refusalReason(integration),
+        refusal,
         total,
         retry: { retryWindowMs: integration.retryWindowMs, probeIntervalMs: integration.probeIntervalMs },
       };
+      if (!planFirst || refusal !== null || 'ids' in input.scope) return output;
+      const pageSize = planFirst.fit ? fitPageSize(total, planFirst.parallelism, planFirst.pageSize) : planFirst.pageSize;
+      const filter = 'filter' in input.scope ? input.scope.filter : undefined;
+      const plan = await planPages(runtime, job, { after: null, filter, pageSize, pages: planFirst.pages });
+      return { ...output, firstPages: { pageSize, plan } };
     },
 
     /** The ids ending the next pages after a cursor (see `Reader.planPages`). */
     async bulkPlan(input: BulkPlanInput): Promise<PagePlan> {
-      const { step, reader } = pagedReader(runtime, getJob(runtime, input.job));
-      const plan = reader.planPages;
-      if (!plan) throw new ConfigurationError(`reader '${step.reader}' cannot plan pages`);
-      return plan.call(reader, { after: input.after, filter: input.filter, pageSize: input.pageSize, pages: input.pages }, step.parameters);
+      return planPages(runtime, getJob(runtime, input.job), input);
     },
 
     /** One page: read, process, write, save (see `bulk-page.ts`). */
@@ -87,6 +93,19 @@ export function pagedReader(runtime: Pick<Runtime, 'services'>, job: JobDefiniti
     );
   }
   return { step, reader };
+}
+
+/** Where the next pages after a cursor end, by the first step's reader. */
+function planPages(
+  runtime: Pick<Runtime, 'services'>,
+  job: JobDefinition,
+  request: { readonly after: EntityId | null; readonly filter?: string | undefined; readonly pageSize: number; readonly pages: number },
+): Promise<PagePlan> {
+  const { step, reader } = pagedReader(runtime, job);
+  const plan = reader.planPages;
+  if (!plan) throw new ConfigurationError(`reader '${step.reader}' cannot plan pages`);
+  const { after, filter, pageSize, pages } = request;
+  return plan.call(reader, { after, filter, pageSize, pages }, step.parameters);
 }
 
 /** Rows in a scope: the whole table or a named filter (checked: an unknown name lists the declared ones). */

@@ -2,6 +2,7 @@
  * Inputs and outputs of the bulk export's activities. Everything here travels through workflow
  * history: names, ids, cursors and counters only, never entity data or a secret.
  */
+import type { PagePlan } from '../connectors/connector';
 import type { EntityId } from '../entity-id';
 import type { RetrySettings } from '../retry-policy';
 import type { ExecutionStatus } from '../store/schema';
@@ -31,6 +32,12 @@ export interface BulkBeginInput extends RunRef {
   readonly runId: string;
   readonly scope: BulkScope;
   readonly mode: BulkMode;
+  /**
+   * Also plan the first pages of a keyset scope (the whole table or a filter), sparing the
+   * workflow a `bulkPlan` round trip before its first page: `pages` pages of `pageSize` rows, or
+   * of the size `fitPageSize` gives for the rows counted and `parallelism` when `fit` is set.
+   */
+  readonly planFirst?: { readonly pageSize: number; readonly fit: boolean; readonly parallelism: number; readonly pages: number };
 }
 
 /** What `bulkBegin` returns. */
@@ -41,6 +48,8 @@ export interface BulkBeginOutput {
   /** Rows in scope when the export began (for progress and ETA). */
   readonly total: number;
   readonly retry: RetrySettings;
+  /** The first pages (`planFirst`): their size, and where they end. Absent when not asked or refused. */
+  readonly firstPages?: { readonly pageSize: number; readonly plan: PagePlan };
 }
 
 /** Input of `bulkPlan`. */

@@ -20,7 +20,7 @@ import {
 } from '@temporalio/workflow';
 // Only import the activity types: workflow code must stay free of I/O.
 import type { ExportActivities } from '../activities';
-import type { BulkRunRef } from '../activities/bulk-types';
+import type { BulkBeginOutput, BulkRunRef } from '../activities/bulk-types';
 import type { ExecutionStatus } from '../store/schema';
 import { STATUS_ATTRIBUTE } from '../search-attributes';
 import { formatDuration } from '../retry-policy';
@@ -35,7 +35,7 @@ import {
   resumeUpdate,
 } from './bulk-definitions';
 import { type PageLoopState, runPageLoop } from './bulk-pages';
-import { BOOKKEEPING_ACTIVITY_OPTIONS, BULK_PAGES_PER_RUN, BULK_PLAN_ACTIVITY_OPTIONS, fitPageSize } from './options';
+import { BOOKKEEPING_ACTIVITY_OPTIONS, BULK_PAGES_PER_RUN, BULK_PLAN_ACTIVITY_OPTIONS, BULK_PLAN_AHEAD, fitPageSize } from './options';
 
 const planning = proxyActivities<ExportActivities>(BULK_PLAN_ACTIVITY_OPTIONS);
 // The execution record is bookkeeping in our own database: a local activity, one marker event.
@@ -154,6 +154,8 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
     };
   };
 
+  const { fitPageSize: fit, ...fixed } = input;
+  let firstPages: BulkBeginOutput['firstPages'];
   if (!base) {
     const begun = await planning.bulkBegin({
       ...run,
@@ -161,15 +163,24 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
       runId: info.runId,
       scope: input.scope,
       mode: input.mode,
+      // The first pages are planned with the count: one round trip less before the first page.
+      planFirst: {
+        pageSize: input.pageSize,
+        fit: fit === true,
+        parallelism: input.parallelism,
+        pages: input.parallelism * BULK_PLAN_AHEAD,
+      },
     });
     total = begun.total;
     base = { executionRunId: info.runId, integrationId: begun.integrationId, retry: begun.retry };
     if (begun.refusal) return finish('failed', begun.refusal);
+    // Absent from answers of workers from before `planFirst`: those plan in the loop, as they did.
+    firstPages = begun.firstPages;
   }
   const state = base;
   // A page size left to us is fitted to the rows counted, once; later runs keep the fitted size.
-  const { fitPageSize: fit, ...fixed } = input;
-  const paged: BulkExportInput = fit ? { ...fixed, pageSize: fitPageSize(total, input.parallelism, input.pageSize) } : fixed;
+  const pageSize = firstPages?.pageSize ?? (fit ? fitPageSize(total, input.parallelism, input.pageSize) : input.pageSize);
+  const paged: BulkExportInput = { ...fixed, pageSize };
   const ref: BulkRunRef = { ...run, integrationId: state.integrationId, bulkId: info.workflowId };
 
   show(loop.paused ? 'paused' : 'running');
@@ -192,6 +203,7 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
         },
       },
       startedAt,
+      firstPages?.plan,
     );
   } catch (err) {
     if (isCancellation(err)) {

@@ -1,8 +1,8 @@
 /**
- * The page loop of a bulk export run: plans page boundaries a few pages ahead (a cheap activity),
- * keeps up to `parallelism` page activities in flight, and moves the cursor past a page only when
- * every page before it has finished too, so a run that stops (continue-as-new, a crash replayed
- * by Temporal) resumes with nothing skipped and nothing doubled. Each page waits out transient
+ * The page loop of a bulk export run: plans page boundaries a few pages ahead (a cheap activity;
+ * the first run's first pages come planned with `bulkBegin`'s count), keeps up to `parallelism`
+ * page activities in flight, and moves the cursor past a page only when every page before it has
+ * finished too, so a run that stops (continue-as-new, a crash replayed by Temporal) resumes with nothing skipped and nothing doubled. Each page waits out transient
  * failures and an open breaker like a per-entity write (`retry-window.ts`), against one outage
  * clock for the whole export: once the remote has failed for the retry window, pages give up.
  */
@@ -11,6 +11,7 @@ import { condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ExportActivities } from '../activities';
 import type { BulkPageOutput, BulkPageRange, BulkRunRef } from '../activities/bulk-types';
 import type { ExecutionCounters, RecordFailure } from '../activities/types';
+import type { PagePlan } from '../connectors/connector';
 import type { EntityId } from '../entity-id';
 import type { BulkExportInput, BulkPosition } from './bulk-definitions';
 import { BULK_PAGE_ACTIVITY_OPTIONS, BULK_PLAN_ACTIVITY_OPTIONS, BULK_PLAN_AHEAD } from './options';
@@ -65,11 +66,30 @@ export async function runPageLoop(
   state: PageLoopState,
   hooks: PageLoopHooks,
   startedAt: number,
+  /** Pages of a keyset scope planned already, from the start of the scope (`bulkBegin`'s `firstPages`). */
+  firstPlan?: PagePlan,
 ): Promise<PageLoopEnd> {
   const planned: Page[] = [];
   let planEnd = false;
   let planFrom: BulkPosition = state.position;
   let seq = 0;
+  const filter = 'filter' in input.scope ? input.scope.filter : undefined;
+
+  const addPlanned = (after: EntityId | null, next: PagePlan) => {
+    let from = after;
+    for (const upTo of next.boundaries) {
+      planned.push({
+        seq: seq++,
+        range: { after: from, upTo, ...(filter !== undefined ? { filter } : {}) },
+        after: { after: upTo },
+        size: null,
+      });
+      from = upTo;
+    }
+    planFrom = { after: from };
+    planEnd = next.end || next.boundaries.length === 0;
+  };
+  if (firstPlan && 'after' in planFrom && planFrom.after === null) addPlanned(null, firstPlan);
   let nextToSettle = 0;
   const finished = new Map<number, Page>();
   let inFlight = 0;
@@ -77,7 +97,6 @@ export async function runPageLoop(
   let failure: unknown = null;
   let outageSince: number | null = null;
   let retryingPages = 0;
-  const filter = 'filter' in input.scope ? input.scope.filter : undefined;
 
   const plan = async (): Promise<void> => {
     if ('ids' in input.scope) {
@@ -100,18 +119,7 @@ export async function runPageLoop(
       pageSize: input.pageSize,
       pages: input.parallelism * BULK_PLAN_AHEAD,
     });
-    let from: EntityId | null = after;
-    for (const upTo of next.boundaries) {
-      planned.push({
-        seq: seq++,
-        range: { after: from, upTo, ...(filter !== undefined ? { filter } : {}) },
-        after: { after: upTo },
-        size: null,
-      });
-      from = upTo;
-    }
-    planFrom = { after: from };
-    planEnd = next.end || next.boundaries.length === 0;
+    addPlanned(after, next);
   };
 
   const runPage = async (page: Page): Promise<BulkPageOutput> => {
