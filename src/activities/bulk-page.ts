@@ -1,10 +1,11 @@
 /**
  * One page of a bulk export, as one activity: read the page (one query: a keyset range of the
- * first step's table, or a list of ids), load the page's sync states (one query), run the
- * processor per entity and skip what is unchanged (mode `changed`), then write the changes:
- * with `writeBatch` when the writer has one, under their entities' locks (one lock scope for up to
- * `BULK_LOCKED_ROWS` of them, sent in batches of the writer's `maxBatchSize`, their sync states
- * saved in one statement); else one record at a time, a few at once. Only counters, the page's last id and a few failures go back into history.
+ * first step's table, or a list of ids), load the page's sync states (one query), then, a part of
+ * up to `BULK_LOCKED_ROWS` rows at a time, run the processor per entity, skip what is unchanged
+ * (mode `changed`) and write the changes: with `writeBatch` when the writer has one, under their
+ * entities' locks (one lock scope a part, sent in batches of the writer's `maxBatchSize`, their
+ * sync states saved in one statement); else one record at a time, a few at once. Only counters,
+ * the page's last id and a few failures go back into history.
  */
 import { Context } from '@temporalio/activity';
 import type { Entity, ReadResult, SyncState } from '../connectors/connector';
@@ -74,51 +75,6 @@ export async function runBulkPage(
       const scope = { integrationId: input.integrationId, connector: input.connector };
       const states = await loadSyncStates(runtime.store, scope, [...items.found.map((f) => f.key), ...items.missing]);
       const plan = input.mode === 'all' ? { force: { key: input.bulkId, since: new Date(input.startedAt) } } : {};
-      const planned = await planChanges(
-        { ...scope, items: items.found.map((f) => ({ key: f.key, entity: f.entity })), missing: items.missing },
-        step,
-        session.integration,
-        runtime.services.get('processor', step.processor),
-        states,
-        plan,
-      );
-      if (index === 0) counters.processed = items.found.length - planned.failures.length;
-      // A retried page finds what an earlier attempt wrote (its answer lost with a killed worker)
-      // unchanged: it counts as written, as the per-entity path counts it.
-      const writtenBefore =
-        ctx.info.attempt > 1 ? planned.skipped.filter((s) => syncedSince(states.get(s.key), ctx.info.scheduledTimestampMs)).length : 0;
-      counters.written += writtenBefore;
-      counters.skipped += planned.skipped.length - writtenBefore + planned.notFound.length;
-      for (const failure of planned.failures) {
-        await saveFailed(runtime.store, scope, { key: failure.key, error: failure.message, attempts: 0 });
-        fail(failure);
-      }
-      await resolveFailedNeverExported(
-        runtime.store,
-        scope,
-        planned.notFound.filter((key) => states.get(key)?.status === 'failed'),
-      );
-      if (input.giveUp) {
-        // The retry window ran out: keep each change as `failed`, unless it was written after all.
-        for (const change of planned.changes) {
-          const error = input.giveUp.error;
-          const marked = await saveFailed(runtime.store, scope, {
-            key: change.key,
-            error,
-            attempts: input.giveUp.attempts,
-            hash: change.hash,
-          });
-          if (marked) fail({ key: change.key, step: step.name, code: RETRY_WINDOW_EXHAUSTED, message: error });
-          else counters.skipped += 1;
-        }
-        continue;
-      }
-      const found = new Map(items.found.map((f) => [f.key, f]));
-      const changes: PageChange[] = planned.changes.map((change) => {
-        const item = found.get(change.key);
-        if (!item) return { id: parseEntityId(change.key), change };
-        return { id: item.id, change, from: { entity: item.entity, state: states.get(change.key) } };
-      });
       const run = ctx.info.workflowExecution;
       const locked: LockedWriteContext = {
         runtime,
@@ -141,16 +97,65 @@ export async function runBulkPage(
         attempt: ctx.info.attempt,
         workflow: run ? { workflowId: run.workflowId, runId: run.runId } : null,
       };
-      const outcomes = await writeChanges(locked, changes);
       const created: Array<{ key: string; remoteId: string }> = [];
-      for (const outcome of outcomes) {
-        if (outcome.kind === 'failed') fail(outcome.failure);
-        else if (outcome.kind === 'skipped') counters.skipped += 1;
-        else if (outcome.record.operation === 'tombstone') counters.skipped += 1;
-        else {
-          counters.written += 1;
-          if (outcome.record.operation === 'create' && outcome.record.remoteId) {
-            created.push({ key: outcome.record.key, remoteId: outcome.record.remoteId });
+      // Planned and written a lock scope's rows at a time: the first batch goes out once 500 rows
+      // are planned rather than the whole page, and the worker plans the next part while the
+      // remote takes the last (each page's parts alternate between the worker's CPU and the remote).
+      for (const part of pageParts(items)) {
+        const planned = await planChanges(
+          { ...scope, items: part.found.map((f) => ({ key: f.key, entity: f.entity })), missing: part.missing },
+          step,
+          session.integration,
+          runtime.services.get('processor', step.processor),
+          states,
+          plan,
+        );
+        if (index === 0) counters.processed += part.found.length - planned.failures.length;
+        // A retried page finds what an earlier attempt wrote (its answer lost with a killed worker)
+        // unchanged: it counts as written, as the per-entity path counts it.
+        const writtenBefore =
+          ctx.info.attempt > 1 ? planned.skipped.filter((s) => syncedSince(states.get(s.key), ctx.info.scheduledTimestampMs)).length : 0;
+        counters.written += writtenBefore;
+        counters.skipped += planned.skipped.length - writtenBefore + planned.notFound.length;
+        for (const failure of planned.failures) {
+          await saveFailed(runtime.store, scope, { key: failure.key, error: failure.message, attempts: 0 });
+          fail(failure);
+        }
+        await resolveFailedNeverExported(
+          runtime.store,
+          scope,
+          planned.notFound.filter((key) => states.get(key)?.status === 'failed'),
+        );
+        if (input.giveUp) {
+          // The retry window ran out: keep each change as `failed`, unless it was written after all.
+          for (const change of planned.changes) {
+            const error = input.giveUp.error;
+            const marked = await saveFailed(runtime.store, scope, {
+              key: change.key,
+              error,
+              attempts: input.giveUp.attempts,
+              hash: change.hash,
+            });
+            if (marked) fail({ key: change.key, step: step.name, code: RETRY_WINDOW_EXHAUSTED, message: error });
+            else counters.skipped += 1;
+          }
+          continue;
+        }
+        const found = new Map(part.found.map((f) => [f.key, f]));
+        const changes: PageChange[] = planned.changes.map((change) => {
+          const item = found.get(change.key);
+          if (!item) return { id: parseEntityId(change.key), change };
+          return { id: item.id, change, from: { entity: item.entity, state: states.get(change.key) } };
+        });
+        for (const outcome of await writeChanges(locked, changes)) {
+          if (outcome.kind === 'failed') fail(outcome.failure);
+          else if (outcome.kind === 'skipped') counters.skipped += 1;
+          else if (outcome.record.operation === 'tombstone') counters.skipped += 1;
+          else {
+            counters.written += 1;
+            if (outcome.record.operation === 'create' && outcome.record.remoteId) {
+              created.push({ key: outcome.record.key, remoteId: outcome.record.remoteId });
+            }
           }
         }
       }
@@ -183,6 +188,16 @@ async function writeChanges(ctx: LockedWriteContext, changes: readonly PageChang
   };
   await Promise.all(Array.from({ length: Math.min(BULK_RECORD_CONCURRENCY, changes.length) }, worker));
   return outcomes;
+}
+
+/** A page's rows in parts of at most `BULK_LOCKED_ROWS` (the rows not found, of an id list, in parts of their own). */
+function* pageParts(items: PageItems): Generator<PageItems> {
+  for (let start = 0; start < items.found.length; start += BULK_LOCKED_ROWS) {
+    yield { found: items.found.slice(start, start + BULK_LOCKED_ROWS), missing: [] };
+  }
+  for (let start = 0; start < items.missing.length; start += BULK_LOCKED_ROWS) {
+    yield { found: [], missing: items.missing.slice(start, start + BULK_LOCKED_ROWS) };
+  }
 }
 
 /** The first step reads the page: a keyset range (one query), or a list of ids. */
