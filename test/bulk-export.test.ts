@@ -98,8 +98,16 @@ describe('bulk export against the demo CRM', () => {
     expect(await description.staticDetails()).toContain(`pages of up to ${DEFAULT_BULK_PAGE_SIZE} (fitted to the rows counted)`);
     // 600 rows: pages of 500 (without fitting, one page of 2,500).
     expect(await engine.client.waitForBulkExport(fitted.workflowId)).toMatchObject({ status: 'completed', done: CONTACTS, pages: 2 });
-    const given = await engine.client.startBulkExport({ integration: integration(), connector: 'contact', pageSize: 1_000 });
-    expect(await engine.client.waitForBulkExport(given.workflowId)).toMatchObject({ status: 'completed', done: CONTACTS, pages: 1 });
+    // One page of all 600 rows, planned and written in two parts (500 and 100 rows, one lock scope each).
+    demo.remote.resetStats();
+    const given = await engine.client.startBulkExport({ integration: integration(), connector: 'contact', pageSize: 1_000, mode: 'all' });
+    expect(await engine.client.waitForBulkExport(given.workflowId)).toMatchObject({
+      status: 'completed',
+      done: CONTACTS,
+      pages: 1,
+      counters: { read: CONTACTS, processed: CONTACTS, written: CONTACTS, skipped: 0, failed: 0 },
+    });
+    expect(demo.remote.stats()).toMatchObject({ writes: CONTACTS, byMethod: { POST: CONTACTS / 100 } });
   });
 
   it('should export only the rows of a named filter, or a list of ids', async () => {

@@ -97,6 +97,7 @@ export async function runBulkPage(
         attempt: ctx.info.attempt,
         workflow: run ? { workflowId: run.workflowId, runId: run.runId } : null,
       };
+      const processor = runtime.services.get('processor', step.processor);
       const created: Array<{ key: string; remoteId: string }> = [];
       // Planned and written a lock scope's rows at a time: the first batch goes out once 500 rows
       // are planned rather than the whole page, and the worker plans the next part while the
@@ -106,7 +107,7 @@ export async function runBulkPage(
           { ...scope, items: part.found.map((f) => ({ key: f.key, entity: f.entity })), missing: part.missing },
           step,
           session.integration,
-          runtime.services.get('processor', step.processor),
+          processor,
           states,
           plan,
         );
@@ -167,17 +168,12 @@ export async function runBulkPage(
   }
 }
 
-/** Writes a page's changes: in locked chunks with `writeBatch` (see `batch-write.ts`), else a few records at once. */
+/**
+ * Writes the changes of one part of a page (at most `BULK_LOCKED_ROWS`, see `pageParts`): under
+ * one lock scope with `writeBatch` (see `batch-write.ts`), else a few records at once.
+ */
 async function writeChanges(ctx: LockedWriteContext, changes: readonly PageChange[]): Promise<RecordOutcome[]> {
-  const writer = ctx.write.writer;
-  if (writer.writeBatch) {
-    const outcomes: RecordOutcome[] = [];
-    for (let start = 0; start < changes.length; start += BULK_LOCKED_ROWS) {
-      const byKey = await writeChunkLocked(ctx, changes.slice(start, start + BULK_LOCKED_ROWS));
-      outcomes.push(...byKey.values());
-    }
-    return outcomes;
-  }
+  if (ctx.write.writer.writeBatch) return [...(await writeChunkLocked(ctx, changes)).values()];
   const outcomes: RecordOutcome[] = [];
   let next = 0;
   const worker = async () => {

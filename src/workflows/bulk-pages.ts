@@ -2,9 +2,10 @@
  * The page loop of a bulk export run: plans page boundaries a few pages ahead (a cheap activity;
  * the first run's first pages come planned with `bulkBegin`'s count), keeps up to `parallelism`
  * page activities in flight, and moves the cursor past a page only when every page before it has
- * finished too, so a run that stops (continue-as-new, a crash replayed by Temporal) resumes with nothing skipped and nothing doubled. Each page waits out transient
- * failures and an open breaker like a per-entity write (`retry-window.ts`), against one outage
- * clock for the whole export: once the remote has failed for the retry window, pages give up.
+ * finished too, so a run that stops (continue-as-new, a crash replayed by Temporal) resumes with
+ * nothing skipped and nothing doubled. Each page waits out transient failures and an open breaker
+ * like a per-entity write (`retry-window.ts`), against one outage clock for the whole export: once
+ * the remote has failed for the retry window, pages give up.
  */
 import { condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
 // Only import the activity types: workflow code must stay free of I/O.
