@@ -1,26 +1,33 @@
 /**
- * `POST /contacts/batch` of the demo CRM: creates and replaces up to `MAX_BATCH_ITEMS` contacts in
- * one request and answers each item on its own, as HubSpot's batch upsert and Salesforce's
- * composite API do: one bad item fails that item only.
+ * `POST /contacts/batch` of the demo CRM: creates, replaces and upserts by external key up to
+ * `MAX_BATCH_ITEMS` contacts in one request and answers each item on its own, as HubSpot's batch
+ * upsert and Salesforce's composite API do: one bad item fails that item only.
  *
- * Request: `{ items: [{ key, id?, fields, ifMatch?, partial?, idempotencyKey? }] }`.
+ * Request: `{ items: [{ key, id?, externalKey?, fields, ifMatch?, partial?, idempotencyKey? }] }`.
  * - `key`: the caller's name for the item, echoed in its result; unique within the request.
- * - no `id`: create (201); with `id`: replace every field (200), or only the given ones with
- *   `partial: true`; `ifMatch` makes it conditional like the `If-Match` header (412).
+ * - neither `id` nor `externalKey`: create (201); with `id`: replace every field (200), or only
+ *   the given ones with `partial: true`; `ifMatch` makes it conditional like the `If-Match`
+ *   header (412).
+ * - `externalKey` (not with `id`, `ifMatch` or `partial`): upsert like
+ *   `PUT /contacts/by-key/:externalKey`: replace every field of the contact carrying that key
+ *   (200), or create one carrying it (201).
  * - `idempotencyKey`: the item's own key, shared with the single-contact routes: an item whose key
- *   was used before (by an item or by `POST /contacts`, `PUT`/`PATCH /contacts/:id`) is answered
- *   from that first response instead of being applied again.
+ *   was used before (by an item or by the route the item stands for: `POST /contacts`,
+ *   `PUT`/`PATCH /contacts/:id`, `PUT /contacts/by-key/:externalKey`) is answered from that first
+ *   response instead of being applied again.
  *
  * Answer: 200 `{ results: [{ key, status, contact? , error? }] }` in input order, status 201 or
- * 200 with the contact, else 404 (no such contact), 409 (the id appears twice in the request),
- * 412 (version conflict, with `currentVersion`) or 422 (invalid fields) with the error. A body
- * that is not such a request, or holds more than `MAX_BATCH_ITEMS` items, is a 400 for all.
+ * 200 with the contact, else 404 (no such contact), 409 (the contact, by id or by external key,
+ * is already changed by an earlier item of the request), 412 (version conflict, with
+ * `currentVersion`) or 422 (invalid fields) with the error. A body that is not such a request, or
+ * holds more than `MAX_BATCH_ITEMS` items, is a 400 for all.
  */
 import { z } from 'zod';
 import { CrmApiError, type CrmContact, type CrmErrorBody } from './crm-contact';
 import type { FaultQueue } from './crm-faults';
 import { withEtag } from './crm-http';
 import type { StoredResponse } from './crm-idempotency';
+import { byKeyPath } from './crm-routes';
 import type { CrmStore } from './crm-store';
 
 /** The most items one batch request takes; HubSpot's batch endpoints take 100 as well. */
@@ -30,14 +37,25 @@ const itemSchema = z
   .strictObject({
     key: z.string().min(1),
     id: z.string().min(1).optional(),
+    externalKey: z.string().min(1).optional(),
     fields: z.record(z.string(), z.unknown()),
     ifMatch: z.union([z.string().min(1), z.number().int().positive()]).optional(),
     partial: z.boolean().optional(),
     idempotencyKey: z.string().min(1).optional(),
   })
-  .refine((item) => item.id !== undefined || (item.ifMatch === undefined && item.partial === undefined), {
-    message: 'ifMatch and partial need an id: a create has no version to match and nothing to keep',
-    path: ['id'],
+  .superRefine((item, context) => {
+    if (item.externalKey !== undefined && item.id !== undefined) {
+      const message = 'externalKey and id exclude each other: an item names its contact by one or the other';
+      context.addIssue({ code: 'custom', message, path: ['externalKey'] });
+    } else if (item.externalKey !== undefined && (item.ifMatch !== undefined || item.partial !== undefined)) {
+      // Like a create: an upsert may find no contact, so it has no version to match and nothing to keep.
+      const field = item.ifMatch !== undefined ? 'ifMatch' : 'partial';
+      const message = `${field} cannot go with externalKey: an upsert by key may create the contact, and replaces every field`;
+      context.addIssue({ code: 'custom', message, path: [field] });
+    } else if (item.id === undefined && (item.ifMatch !== undefined || item.partial !== undefined)) {
+      const message = 'ifMatch and partial need an id: a create has no version to match and nothing to keep';
+      context.addIssue({ code: 'custom', message, path: ['id'] });
+    }
   });
 
 const batchSchema = z.strictObject({ items: z.array(z.unknown()).min(1) });
@@ -78,14 +96,25 @@ export function parseBatch(body: unknown): BatchItem[] {
 /** Applies the items in order and answers each; call inside `store.atomic` so they journal as one. */
 export function applyBatch(store: CrmStore, faults: FaultQueue, items: readonly BatchItem[]): BatchItemResponse[] {
   const firstIndexOfId = new Map<string, number>();
+  const firstIndexOfExternalKey = new Map<string, number>();
   return items.map((item, index) => {
     try {
-      if (item.id !== undefined) {
-        const first = firstIndexOfId.get(item.id);
+      if (item.externalKey !== undefined) {
+        const first = firstIndexOfExternalKey.get(item.externalKey);
         if (first !== undefined) {
-          throw new CrmApiError(409, 'duplicate_id', `contact ${item.id} of items[${index}] is already changed by items[${first}]`);
+          const message = `external key "${item.externalKey}" of items[${index}] is already upserted by items[${first}]`;
+          throw new CrmApiError(409, 'duplicate_external_key', message);
         }
-        firstIndexOfId.set(item.id, index);
+        firstIndexOfExternalKey.set(item.externalKey, index);
+      }
+      // An item by key changes the contact that carries the key now, which an item by id may name too.
+      const id = item.id ?? (item.externalKey === undefined ? undefined : store.findByKey(item.externalKey)?.id);
+      if (id !== undefined) {
+        const first = firstIndexOfId.get(id);
+        if (first !== undefined) {
+          throw new CrmApiError(409, 'duplicate_id', `contact ${id} of items[${index}] is already changed by items[${first}]`);
+        }
+        firstIndexOfId.set(id, index);
       }
       return applyItem(store, faults, item);
     } catch (error) {
@@ -97,8 +126,7 @@ export function applyBatch(store: CrmStore, faults: FaultQueue, items: readonly 
 
 function applyItem(store: CrmStore, faults: FaultQueue, item: BatchItem): BatchItemResponse {
   // The route the item stands for, so its idempotency key means the same as on that route.
-  const method = item.id === undefined ? 'POST' : item.partial ? 'PATCH' : 'PUT';
-  const path = item.id === undefined ? '/contacts' : `/contacts/${encodeURIComponent(item.id)}`;
+  const { method, path } = routeOf(item);
   if (item.idempotencyKey !== undefined) {
     const replay = store.findReplay(item.idempotencyKey, method, path);
     if (replay) return fromStored(item.key, replay);
@@ -108,15 +136,27 @@ function applyItem(store: CrmStore, faults: FaultQueue, item: BatchItem): BatchI
     store.countFault(fault.kind);
     throw new CrmApiError(422, 'validation_failed', fault.message);
   }
-  const ifMatch = item.ifMatch === undefined ? undefined : String(item.ifMatch);
-  let contact: CrmContact;
-  if (item.id === undefined) contact = store.create(item.fields);
-  else if (item.partial) contact = store.patch(item.id, item.fields, ifMatch);
-  else contact = store.replace(item.id, item.fields, ifMatch);
-  const status = item.id === undefined ? 201 : 200;
+  const { contact, status } = applyChange(store, item);
   // Only applied items are remembered: a rejected item retried after a fix must run again.
   if (item.idempotencyKey !== undefined) store.remember(item.idempotencyKey, method, path, withEtag(status, contact));
   return { key: item.key, status, contact };
+}
+
+function routeOf(item: BatchItem): { method: string; path: string } {
+  if (item.externalKey !== undefined) return { method: 'PUT', path: byKeyPath(item.externalKey) };
+  if (item.id === undefined) return { method: 'POST', path: '/contacts' };
+  return { method: item.partial ? 'PATCH' : 'PUT', path: `/contacts/${encodeURIComponent(item.id)}` };
+}
+
+function applyChange(store: CrmStore, item: BatchItem): { contact: CrmContact; status: 200 | 201 } {
+  if (item.externalKey !== undefined) {
+    const { contact, created } = store.upsertByKey(item.externalKey, item.fields);
+    return { contact, status: created ? 201 : 200 };
+  }
+  if (item.id === undefined) return { contact: store.create(item.fields), status: 201 };
+  const ifMatch = item.ifMatch === undefined ? undefined : String(item.ifMatch);
+  if (item.partial) return { contact: store.patch(item.id, item.fields, ifMatch), status: 200 };
+  return { contact: store.replace(item.id, item.fields, ifMatch), status: 200 };
 }
 
 function fromStored(key: string, stored: StoredResponse): BatchItemResponse {

@@ -63,19 +63,28 @@ export interface WriteOptions extends ReadOptions {
   ifMatch?: number | string;
 }
 
-/** One contact of a batch upsert: created without `id`, replaced (or patched) with it. */
+/**
+ * One contact of a batch upsert: created without `id` or `externalKey`, replaced (or patched) with
+ * `id`, upserted with `externalKey`.
+ */
 export interface BatchUpsertItem {
   /** Our name for the item, unique in the batch; its result carries it back. */
   key: string;
   /** The contact to replace; omitted to create one. */
   id?: string;
-  /** Every field for a create or a replace; only those to change with `partial`. */
+  /**
+   * Our own id for the contact, instead of `id`: replaces every field of the contact carrying it
+   * (200), or creates one carrying it (201), as `upsertByKey` does. Takes neither `ifMatch` nor
+   * `partial`; an external key twice in one batch fails the second item (409).
+   */
+  externalKey?: string;
+  /** Every field for a create, a replace or an upsert by key; only those to change with `partial`. */
   fields: RemoteContactFields | Partial<RemoteContactFields>;
   /** With `id`: change only the given fields (PATCH semantics) instead of replacing them all. */
   partial?: boolean;
   /** With `id`: the version we last saw; the item fails with `RemoteVersionConflictError` if it moved on. */
   ifMatch?: number | string;
-  /** The item's own idempotency key, shared with `create`, `replace` and `patch`. */
+  /** The item's own idempotency key, shared with `create`, `replace`, `patch` and `upsertByKey`. */
   idempotencyKey?: string;
 }
 
@@ -119,7 +128,7 @@ export class DemoCrmClient {
 
   /** Creates a contact; replaying the same idempotency key returns the first result. */
   async create(fields: RemoteContactFields, options: WriteOptions): Promise<RemoteContact> {
-    // Doc: demo CRM `POST /contacts` (examples/demo/remote/crm-server.ts)
+    // Doc: demo CRM `POST /contacts` (examples/demo/remote/crm-routes.ts)
     const response = await this.#request('POST', '/contacts', { ...options, body: fields });
     return parseBody(remoteContactSchema, response);
   }
@@ -127,7 +136,7 @@ export class DemoCrmClient {
   /** Reads a contact; `null` when the remote does not have it. */
   async get(id: string, options: ReadOptions = {}): Promise<RemoteContact | null> {
     try {
-      // Doc: demo CRM `GET /contacts/:id` (examples/demo/remote/crm-server.ts)
+      // Doc: demo CRM `GET /contacts/:id` (examples/demo/remote/crm-routes.ts)
       const response = await this.#request('GET', contactPath(id), options);
       return parseBody(remoteContactSchema, response);
     } catch (error) {
@@ -138,21 +147,21 @@ export class DemoCrmClient {
 
   /** Lists every contact. */
   async list(options: ReadOptions = {}): Promise<RemoteContact[]> {
-    // Doc: demo CRM `GET /contacts` (examples/demo/remote/crm-server.ts)
+    // Doc: demo CRM `GET /contacts` (examples/demo/remote/crm-routes.ts)
     const response = await this.#request('GET', '/contacts', options);
     return parseBody(z.array(remoteContactSchema), response);
   }
 
   /** Replaces every field of a contact. */
   async replace(id: string, fields: RemoteContactFields, options: WriteOptions): Promise<RemoteContact> {
-    // Doc: demo CRM `PUT /contacts/:id` (examples/demo/remote/crm-server.ts)
+    // Doc: demo CRM `PUT /contacts/:id` (examples/demo/remote/crm-routes.ts)
     const response = await this.#request('PUT', contactPath(id), { ...options, body: fields });
     return parseBody(remoteContactSchema, response);
   }
 
   /** Changes only the given fields of a contact. */
   async patch(id: string, fields: Partial<RemoteContactFields>, options: WriteOptions): Promise<RemoteContact> {
-    // Doc: demo CRM `PATCH /contacts/:id` (examples/demo/remote/crm-server.ts)
+    // Doc: demo CRM `PATCH /contacts/:id` (examples/demo/remote/crm-routes.ts)
     const response = await this.#request('PATCH', contactPath(id), { ...options, body: fields });
     return parseBody(remoteContactSchema, response);
   }
@@ -184,8 +193,30 @@ export class DemoCrmClient {
 
   /** Deletes a contact; `RemoteNotFoundError` when it is already gone (and the key is new). */
   async delete(id: string, options: WriteOptions): Promise<void> {
-    // Doc: demo CRM `DELETE /contacts/:id` (examples/demo/remote/crm-server.ts)
+    // Doc: demo CRM `DELETE /contacts/:id` (examples/demo/remote/crm-routes.ts)
     await this.#request('DELETE', contactPath(id), options);
+  }
+
+  /**
+   * Creates or replaces the contact carrying `externalKey` (our own id for it, unique in the CRM):
+   * every field is replaced, omitted optional ones cleared. Answers the contact, with
+   * `externalKey`; it was created by this call (or by the first call of its idempotency key)
+   * exactly when its `version` is 1, since a replace always raises the version past 1. Not
+   * conditional: the remote refuses `If-Match` on this route, so the options take none.
+   */
+  async upsertByKey(externalKey: string, fields: RemoteContactFields, options: Omit<WriteOptions, 'ifMatch'>): Promise<RemoteContact> {
+    // Doc: demo CRM `PUT /contacts/by-key/:externalKey` (examples/demo/remote/crm-routes.ts)
+    const response = await this.#request('PUT', byKeyPath(externalKey), { ...options, body: fields });
+    return parseBody(remoteContactSchema, response);
+  }
+
+  /**
+   * Deletes the contact carrying `externalKey`; `RemoteNotFoundError` when none does (and the
+   * idempotency key is new).
+   */
+  async deleteByKey(externalKey: string, options: Omit<WriteOptions, 'ifMatch'>): Promise<void> {
+    // Doc: demo CRM `DELETE /contacts/by-key/:externalKey` (examples/demo/remote/crm-routes.ts)
+    await this.#request('DELETE', byKeyPath(externalKey), options);
   }
 
   async #request(method: string, path: string, options: RequestOptions): Promise<RawResponse> {
@@ -224,6 +255,12 @@ export class DemoCrmClient {
 
 function contactPath(id: string): string {
   return `/contacts/${encodeURIComponent(id)}`;
+}
+
+function byKeyPath(externalKey: string): string {
+  // An empty key would name `/contacts/by-key/`, a route that does not exist: say what is wrong.
+  if (externalKey === '') throw new ConfigurationError('demo crm external key must not be empty');
+  return `/contacts/by-key/${encodeURIComponent(externalKey)}`;
 }
 
 /** Quotes a bare version as an entity tag; strings that already look like tags pass unchanged. */

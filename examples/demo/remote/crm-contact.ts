@@ -19,6 +19,12 @@ export interface CrmContact extends CrmContactFields {
   id: string;
   /** Starts at 1, incremented by every change; sent as `ETag: "<version>"`. */
   version: number;
+  /**
+   * The client's own id for the contact, unique in the CRM, as HubSpot's `idProperty` or a
+   * Salesforce External ID: set by `PUT /contacts/by-key/:externalKey` when it creates the contact,
+   * never changed afterwards. Absent (not null) on contacts created without one.
+   */
+  externalKey?: string;
 }
 
 /** The body of every error the demo CRM answers with. */

@@ -76,11 +76,14 @@ export function send(res: ServerResponse, response: StoredResponse, headers: Rec
   sendJson(res, response.status, response.body, { ...headers, ...etag });
 }
 
-/** Decodes a contact id from the path; a malformed escape is the client's mistake, not a 500. */
-export function decodeId(segment: string): string {
+/**
+ * Decodes a contact id (or `what` else the path names) from the path; a malformed escape is the
+ * client's mistake, not a 500.
+ */
+export function decodeId(segment: string, what = 'contact id'): string {
   try {
     return decodeURIComponent(segment);
   } catch {
-    throw new CrmApiError(400, 'invalid_path', `contact id "${segment}" is not a valid URL path segment`);
+    throw new CrmApiError(400, 'invalid_path', `${what} "${segment}" is not a valid URL path segment`);
   }
 }

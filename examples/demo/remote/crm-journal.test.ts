@@ -186,6 +186,45 @@ describe('demo crm journal', () => {
     expect(restarted.server.contacts()).toEqual(contacts);
   });
 
+  it('should find contacts by external key again after a crash replay and after compaction', async () => {
+    const { server, client } = await start();
+    const first = await client.upsertByKey('ext-1', alice, { idempotencyKey: key() });
+    await client.batchUpsert(
+      [
+        { key: 'b', externalKey: 'ext-2', fields: bob },
+        { key: 'c', externalKey: 'ext-3', fields: bob },
+      ],
+      { idempotencyKey: key() },
+    );
+    await client.deleteByKey('ext-3', { idempotencyKey: key() });
+    await client.create(bob, { idempotencyKey: key() });
+
+    /** Checks a reopened CRM's index: ext-1 and ext-2 are found and replaced, ext-3 is free. */
+    const expectIndex = async (reopened: { server: DemoCrmServer; client: DemoCrmClient }) => {
+      expect(reopened.server.contacts()).toEqual(server.contacts());
+      expect(reopened.server.contactByKey('ext-2')).toMatchObject({ ...bob, externalKey: 'ext-2' });
+      const replaced = await reopened.client.upsertByKey('ext-1', bob, { idempotencyKey: key() });
+      expect(replaced).toMatchObject({ id: first.id, version: 2 });
+      await reopened.client.deleteByKey('ext-2', { idempotencyKey: key() });
+      expect((await reopened.client.upsertByKey('ext-3', alice, { idempotencyKey: key() })).version).toBe(1);
+      expect(reopened.server.contacts()).toHaveLength(3);
+    };
+    await expectIndex(await start(await crashImage('keys.json')));
+
+    await server.stop(); // compacts: the keys now come from the snapshot alone
+    expect(crmFileSizes(dataFile).journalBytes).toBe(0);
+    await expectIndex(await start());
+  });
+
+  it('should replay a wipe as forgetting every external key', async () => {
+    const { server, client } = await start();
+    await client.upsertByKey('ext-1', alice, { idempotencyKey: key() });
+    server.wipe();
+    const recovered = await start(await crashImage('wiped.json'));
+    expect(recovered.server.contactByKey('ext-1')).toBeUndefined();
+    expect(await recovered.client.upsertByKey('ext-1', bob, { idempotencyKey: key() })).toMatchObject({ id: 'c_2', version: 1 });
+  });
+
   it('should fold the journal into the snapshot on a clean stop', async () => {
     const { server, client } = await start();
     await client.create(alice, { idempotencyKey: key() });

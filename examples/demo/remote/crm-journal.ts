@@ -26,6 +26,7 @@ const contactSchema = z.object({
   email: z.string(),
   phone: z.string().nullable(),
   company: z.string().nullable(),
+  externalKey: z.string().min(1).exactOptional(),
 });
 
 const responseSchema = z.object({ status: z.number().int(), body: z.unknown(), etag: z.string().optional() });

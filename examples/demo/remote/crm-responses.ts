@@ -24,6 +24,8 @@ export const remoteContactSchema = z.object({
   email: z.string(),
   phone: z.string().nullable(),
   company: z.string().nullable(),
+  /** Only on contacts created by external key (`PUT /contacts/by-key/:externalKey`). */
+  externalKey: z.string().min(1).optional(),
 });
 
 const remoteErrorSchema = z.object({
@@ -41,7 +43,7 @@ const batchResultSchema = z.union([
 /** The body of a `POST /contacts/batch` answer. */
 export const batchResponseSchema = z.object({ results: z.array(batchResultSchema) });
 
-/** A contact as the demo CRM returns it: server id, version, and the fields. */
+/** A contact as the demo CRM returns it: server id, version, the fields, and its external key if it has one. */
 export type RemoteContact = z.infer<typeof remoteContactSchema>;
 
 /**

@@ -2,6 +2,9 @@
  * The demo CRM: a real HTTP service (plain `node:http`) that the demo and the tests start
  * themselves, so writers are exercised against real sockets, real status codes and real
  * failures (injected through `/_control`) instead of mocks.
+ *
+ * The contacts API, by contact id and by the client's own external key, is listed in
+ * `crm-routes.ts`; the batch upsert in `crm-batch.ts`.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -11,8 +14,9 @@ import { CrmApiError, type CrmContact } from './crm-contact';
 import { FaultQueue, parseFaultSpec, type Fault, type FaultSpec } from './crm-faults';
 import { decodeId, header, parseJson, readBody, send, sendError, sendJson, withEtag } from './crm-http';
 import type { StoredResponse } from './crm-idempotency';
-import { type CrmRequest, CrmRequestLog } from './crm-requests';
 import type { CrmStorage } from './crm-journal';
+import { type CrmRequest, CrmRequestLog } from './crm-requests';
+import { applyContactsRequest, resolveContactsRoute } from './crm-routes';
 import { CrmStore, type CrmStats, type CrmWriteHook } from './crm-store';
 
 /** How to start a demo CRM. */
@@ -33,14 +37,13 @@ export interface DemoCrmServerOptions {
   onWrite?: CrmWriteHook;
 }
 
-const BATCH_ROUTE = '/contacts/batch';
-const CONTACT_ROUTE = /^\/contacts\/([^/]+)$/;
 const EDIT_ROUTE = /^\/_control\/contacts\/([^/]+)\/edit$/;
 
 /**
  * A demo remote CRM with a REST contacts API: bearer auth, versions with `ETag`/`If-Match`,
- * `Idempotency-Key` replay, a batch upsert (`POST /contacts/batch`, see `crm-batch.ts`) and fault
- * injection. The control operations are also methods, for tests running in the same process.
+ * `Idempotency-Key` replay, upserts by external key, a batch upsert (`POST /contacts/batch`, see
+ * `crm-batch.ts`) and fault injection. The control operations are also methods, for tests
+ * running in the same process.
  */
 export class DemoCrmServer {
   readonly #server: Server;
@@ -153,6 +156,11 @@ export class DemoCrmServer {
     return this.#store.list();
   }
 
+  /** The contact carrying `externalKey`, if any (a copy). */
+  contactByKey(externalKey: string): CrmContact | undefined {
+    return this.#store.findByKey(externalKey);
+  }
+
   /** Removes every contact and idempotency record (`DELETE /_control/contacts`). */
   wipe(): void {
     this.#store.wipe();
@@ -182,13 +190,7 @@ export class DemoCrmServer {
   async #contactsApi(method: string, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.#store.countRequest(method);
     this.#authenticate(req);
-    const batch = path === BATCH_ROUTE;
-    const id = batch || path === '/contacts' ? undefined : decodeId(CONTACT_ROUTE.exec(path)?.[1] ?? '');
-    if (id === '') throw new CrmApiError(404, 'not_found', `no route for ${method} ${path}`);
-    const allowed = batch ? ['POST'] : id === undefined ? ['GET', 'POST'] : ['GET', 'PUT', 'PATCH', 'DELETE'];
-    if (!allowed.includes(method)) {
-      throw new CrmApiError(405, 'method_not_allowed', `${method} is not allowed on ${path}`);
-    }
+    const route = resolveContactsRoute(method, path);
     const text = await readBody(req);
 
     // Faults and the request's idempotency key apply to a batch as a whole.
@@ -200,16 +202,17 @@ export class DemoCrmServer {
 
     const key = header(req, 'idempotency-key');
     if (key !== undefined && method !== 'GET') {
-      const replay = this.#store.findReplay(key, method, path);
+      const replay = this.#store.findReplay(key, method, route.path);
       if (replay) return send(res, replay, { 'idempotent-replayed': 'true' });
     }
 
     // One journal line for the change and its key: a crash keeps both (a whole batch) or neither.
     const response = this.#store.atomic(() => {
-      const applied = batch ? this.#applyBatch(text) : this.#apply(method, id, text, header(req, 'if-match'));
+      const applied =
+        route.kind === 'batch' ? this.#applyBatch(text) : applyContactsRequest(this.#store, route, method, text, header(req, 'if-match'));
       // Only applied changes are remembered: a rejected request retried after a fix must run again.
       // A batch answer counts as applied, failed items included: a corrected batch needs a new key.
-      if (key !== undefined && method !== 'GET') this.#store.remember(key, method, path, applied);
+      if (key !== undefined && method !== 'GET') this.#store.remember(key, method, route.path, applied);
       return applied;
     });
     send(res, response);
@@ -219,25 +222,6 @@ export class DemoCrmServer {
   #applyBatch(text: string): StoredResponse {
     const items = parseBatch(parseJson(text));
     return { status: 200, body: { results: applyBatch(this.#store, this.#faultQueue, items) } };
-  }
-
-  /** Runs one contacts operation synchronously, so nothing interleaves with its idempotency check. */
-  #apply(method: string, id: string | undefined, text: string, ifMatch: string | undefined): StoredResponse {
-    if (id === undefined) {
-      if (method === 'GET') return { status: 200, body: this.#store.list() };
-      return withEtag(201, this.#store.create(parseJson(text)));
-    }
-    switch (method) {
-      case 'PUT':
-        return withEtag(200, this.#store.replace(id, parseJson(text), ifMatch));
-      case 'PATCH':
-        return withEtag(200, this.#store.patch(id, parseJson(text), ifMatch));
-      case 'DELETE':
-        this.#store.delete(id, ifMatch);
-        return { status: 204, body: null };
-      default:
-        return withEtag(200, this.#store.get(id));
-    }
   }
 
   /** Answers with the fault; true when the request should then be handled normally. */

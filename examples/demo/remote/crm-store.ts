@@ -1,31 +1,19 @@
 /**
- * The demo CRM's state: contacts with versions, stored idempotent responses and request
- * statistics. Every operation is synchronous, so an idempotency check and the write it guards
- * cannot interleave with another request. With a data file the state survives a restart: each
- * request's changes are appended to a journal as one line (see `crm-journal.ts`).
+ * The demo CRM's state: contacts with versions (indexed by id and by external key, see
+ * `crm-table.ts`), stored idempotent responses and request statistics. Every operation is
+ * synchronous, so an idempotency check and the write it guards cannot interleave with another
+ * request. With a data file the state survives a restart: each request's changes are appended to
+ * a journal as one line (see `crm-journal.ts`), external keys included.
  */
-import { CrmApiError, validateFields, validatePatch, type CrmContact } from './crm-contact';
+import { CrmApiError, validateFields, validatePatch, type CrmContact, type CrmContactFields } from './crm-contact';
 import type { FaultKind } from './crm-faults';
 import { IdempotencyCache, type StoredResponse } from './crm-idempotency';
 import { CrmJournal, type CrmStorage, type JournalOp, type Snapshot } from './crm-journal';
+import { type CrmStats, emptyStats } from './crm-stats';
+import { ContactTable } from './crm-table';
 
 export type { StoredResponse } from './crm-idempotency';
-
-/** Request counters, as returned by `GET /_control/stats`. */
-export interface CrmStats {
-  /** Every `/contacts` request received, including rejected and faulted ones. */
-  requests: number;
-  byMethod: Record<string, number>;
-  /** Applied creates, updates and deletes made through the API (remote-user edits excluded). */
-  writes: number;
-  writesByContact: Record<string, number>;
-  /** Requests, and items of batches, answered from a stored idempotent response. */
-  replays: number;
-  /** Requests, and items of batches, answered with an injected fault. */
-  faultsServed: number;
-  /** `faultsServed` by the fault's kind. */
-  faultsByKind: Partial<Record<FaultKind, number>>;
-}
+export type { CrmStats } from './crm-stats';
 
 /**
  * Called synchronously with each write the store counts as ours (API creates, updates, deletes),
@@ -41,10 +29,6 @@ export interface CrmStoreOptions {
   readonly onWrite?: CrmWriteHook | undefined;
 }
 
-function emptyStats(): CrmStats {
-  return { requests: 0, byMethod: {}, writes: 0, writesByContact: {}, replays: 0, faultsServed: 0, faultsByKind: {} };
-}
-
 /** True when an `If-Match` header (absent, `*`, `"3"`, `W/"3"` or a list) allows `version`. */
 function ifMatchAllows(header: string | undefined, version: number): boolean {
   if (header === undefined) return true;
@@ -54,11 +38,11 @@ function ifMatchAllows(header: string | undefined, version: number): boolean {
     .some((tag) => tag === '*' || tag === `"${version}"` || tag === String(version));
 }
 
-/** The contacts, idempotency records and counters of one demo CRM. */
+/** The contacts (with their external key index), idempotency records and counters of one demo CRM. */
 export class CrmStore {
   readonly #journal: CrmJournal | undefined;
   readonly #onWrite: CrmWriteHook | undefined;
-  readonly #contacts = new Map<string, CrmContact>();
+  readonly #contacts = new ContactTable();
   readonly #idempotency: IdempotencyCache;
   #nextId = 1;
   #stats = emptyStats();
@@ -93,6 +77,12 @@ export class CrmStore {
     return { ...this.#require(id) };
   }
 
+  /** The contact carrying `externalKey`, if any. */
+  findByKey(externalKey: string): CrmContact | undefined {
+    const contact = this.#contacts.getByKey(externalKey);
+    return contact && { ...contact };
+  }
+
   /**
    * Runs `fn` and journals every change it made as one line, so a crash keeps all of a
    * request's changes (a whole batch, and the idempotency record that guards it) or none.
@@ -111,13 +101,19 @@ export class CrmStore {
 
   /** Creates a contact at version 1. */
   create(body: unknown): CrmContact {
+    return this.#insert(validateFields(body), undefined);
+  }
+
+  /**
+   * Replaces every field of the contact carrying `externalKey` (`created: false`), or creates a
+   * contact carrying it (`created: true`). The key itself never changes.
+   */
+  upsertByKey(externalKey: string, body: unknown): { contact: CrmContact; created: boolean } {
+    if (externalKey === '') throw new CrmApiError(400, 'invalid_external_key', 'external key must not be empty');
     const fields = validateFields(body);
-    const contact: CrmContact = { id: `c_${this.#nextId}`, version: 1, ...fields };
-    this.#nextId += 1;
-    this.#contacts.set(contact.id, contact);
-    this.#countWrite(contact);
-    this.#record({ put: contact, nextId: this.#nextId });
-    return { ...contact };
+    const current = this.#contacts.getByKey(externalKey);
+    if (current) return { contact: this.#update(current, fields, true), created: false };
+    return { contact: this.#insert(fields, externalKey), created: true };
   }
 
   /** Replaces every field of a contact (omitted optional fields are cleared). */
@@ -132,12 +128,19 @@ export class CrmStore {
     return this.#update(current, validatePatch(body), true);
   }
 
-  /** Deletes a contact. */
+  /** Deletes a contact, freeing its external key. */
   delete(id: string, ifMatch?: string): void {
     const deleted = this.#requireMatching(id, ifMatch);
     this.#contacts.delete(id);
     this.#countWrite(deleted);
     this.#record({ del: id });
+  }
+
+  /** Deletes the contact carrying `externalKey`, or answers 404. */
+  deleteByKey(externalKey: string): void {
+    const contact = this.#contacts.getByKey(externalKey);
+    if (!contact) throw new CrmApiError(404, 'not_found', `no contact has external key "${externalKey}"`);
+    this.delete(contact.id);
   }
 
   /** Changes a contact as a person using the CRM would: bumps the version, is not our write. */
@@ -234,10 +237,20 @@ export class CrmStore {
     return contact;
   }
 
+  #insert(fields: CrmContactFields, externalKey: string | undefined): CrmContact {
+    const contact: CrmContact = { id: `c_${this.#nextId}`, version: 1, ...fields, ...(externalKey === undefined ? {} : { externalKey }) };
+    this.#nextId += 1;
+    this.#contacts.set(contact);
+    this.#countWrite(contact);
+    this.#record({ put: contact, nextId: this.#nextId });
+    return { ...contact };
+  }
+
   #update(current: CrmContact, changes: Partial<CrmContact>, ours: boolean): CrmContact {
     // Every accepted update bumps the version, even when no value changed, like most CRMs do.
+    // The external key comes from `current`: no body can carry one, so it never changes.
     const next: CrmContact = { ...current, ...changes, id: current.id, version: current.version + 1 };
-    this.#contacts.set(next.id, next);
+    this.#contacts.set(next);
     if (ours) this.#countWrite(next);
     this.#record({ put: next });
     return { ...next };
@@ -269,14 +282,14 @@ export class CrmStore {
 
   #restore(snapshot: Snapshot): void {
     this.#nextId = snapshot.nextId;
-    for (const contact of snapshot.contacts) this.#contacts.set(contact.id, contact);
+    for (const contact of snapshot.contacts) this.#contacts.set(contact);
     for (const [key, record] of snapshot.idempotency) this.#idempotency.set(key, record);
   }
 
   /** Applies a journalled change again, at start: the same effect as when it was made, no hook. */
   #replay(op: JournalOp): void {
     if ('put' in op) {
-      this.#contacts.set(op.put.id, op.put);
+      this.#contacts.set(op.put);
       if (op.nextId !== undefined) this.#nextId = Math.max(this.#nextId, op.nextId);
     } else if ('del' in op) {
       this.#contacts.delete(op.del);
