@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- bulk [--entities 10000,100000] [--page-size N] [--parallelism N] [--rounds 3] [--profile DIR]`
+ * `npm run bench -- bulk [--entities 10000,100000] [--page-size N] [--parallelism N] [--rounds 3] [--creates key|id] [--profile DIR]`
  * (without `--page-size`, pages fitted to the rows as a bulk export fits them):
  * the throughput of a bulk export against a direct loop doing the same reads, processing and
  * batched writes without Temporal or durability, on the embedded stack (unless DATABASE_URL /
@@ -22,7 +22,7 @@ import { BATCH_UPSERT_LIMIT } from '../../examples/demo/remote/crm-client';
 import { startRemoteCrm } from '../crm/remote';
 import { Cleanups } from '../latency/environment';
 import { openBenchWorkspace, writeWorkflowBundle } from '../support/workspace';
-import { type PhaseReport, WARMUP, runPhase } from './phase';
+import { BULK_CREATES, type BulkCreates, type PhaseReport, WARMUP, runPhase } from './phase';
 
 /** The sizes run unless `--entities` says otherwise. */
 const DEFAULT_ENTITIES = [10_000, 100_000];
@@ -46,6 +46,12 @@ export interface BulkBenchOptions {
   readonly parallelism: number;
   readonly rounds: number;
   readonly profileDir: string | null;
+  /**
+   * How the demo writer creates contacts: `key`, by the contact's id as the CRM's external key
+   * (`Writer.upsertsByKey`: no pending create recorded first), or `id`, a plain create whose
+   * pending record settles a lost answer. Both sides of a round write alike.
+   */
+  readonly creates: BulkCreates;
 }
 
 /** What the benchmark prints. */
@@ -58,6 +64,7 @@ export interface BulkBenchResult {
     readonly pageSize: number | null;
     readonly parallelism: number;
     readonly rounds: number;
+    readonly creates: BulkCreates;
     readonly batchSize: number;
     readonly warmup: string;
   };
@@ -97,6 +104,7 @@ export function parseBulkOptions(args: readonly string[]): BulkBenchOptions {
       parallelism: { type: 'string' },
       rounds: { type: 'string' },
       profile: { type: 'string' },
+      creates: { type: 'string' },
     },
     strict: true,
   });
@@ -106,13 +114,20 @@ export function parseBulkOptions(args: readonly string[]): BulkBenchOptions {
     return n;
   };
   const entities = values.entities?.split(',').map((v) => whole('entities', v.trim(), MAX_ENTITIES)) ?? DEFAULT_ENTITIES;
+  const creates = values.creates ?? 'key';
+  if (!isBulkCreates(creates)) throw new Error(`--creates '${creates}' is not one of ${BULK_CREATES.join(', ')}`);
   return {
+    creates,
     entities,
     pageSize: values['page-size'] ? whole('page-size', values['page-size'], MAX_BULK_PAGE_SIZE) : null,
     parallelism: values.parallelism ? whole('parallelism', values.parallelism, MAX_BULK_PARALLELISM) : DEFAULT_BULK_PARALLELISM,
     rounds: values.rounds ? whole('rounds', values.rounds, MAX_ROUNDS) : DEFAULT_ROUNDS,
     profileDir: values.profile ? path.resolve(values.profile) : null,
   };
+}
+
+function isBulkCreates(value: string): value is BulkCreates {
+  return (BULK_CREATES as readonly string[]).includes(value);
 }
 
 /** Runs the benchmark; every process and database it started is stopped and dropped however it ends. */
@@ -152,6 +167,7 @@ export async function runBulkBench(log: (line: string) => void, args: readonly s
       parallelism: options.parallelism,
       rounds: options.rounds,
       profileDir: options.profileDir,
+      creates: options.creates,
       signal: abort.signal,
       log,
     };
@@ -170,6 +186,7 @@ export async function runBulkBench(log: (line: string) => void, args: readonly s
       pageSize: options.pageSize,
       parallelism: options.parallelism,
       rounds: options.rounds,
+      creates: options.creates,
       batchSize: BATCH_UPSERT_LIMIT,
       warmup: WARMUP,
     },

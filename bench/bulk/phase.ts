@@ -35,6 +35,11 @@ const CONNECTOR = 'contact';
 export const WARMUP = 'one unmeasured run of each side over the whole table';
 
 /** What every phase shares. */
+/** The values of the benchmark's `--creates` (see `BulkBenchOptions.creates`). */
+export const BULK_CREATES = ['key', 'id'] as const;
+/** How the demo writer creates contacts in a run of the benchmark. */
+export type BulkCreates = (typeof BULK_CREATES)[number];
+
 export interface BulkBenchStack {
   /** The package root (bin/, dist/, .build/). */
   readonly root: string;
@@ -53,6 +58,8 @@ export interface BulkBenchStack {
   readonly rounds: number;
   /** Run the worker under `node --cpu-prof`, its profile written here. */
   readonly profileDir: string | null;
+  /** How the demo writer creates (`--creates`). */
+  readonly creates: BulkCreates;
   readonly signal: AbortSignal;
   readonly log: (line: string) => void;
 }
@@ -148,7 +155,7 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
     const integration = await tidesync.client.upsertIntegration({
       type: 'demo',
       name: INTEGRATION,
-      transport: { baseUrl: remote.url },
+      transport: { baseUrl: remote.url, ...(stack.creates === 'key' ? { upsertByKey: true } : {}) },
       secretRef: `env:${DEMO_TOKEN_ENV}`,
     });
 

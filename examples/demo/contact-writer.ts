@@ -1,12 +1,19 @@
 /** Writes contacts to the demo CRM: create the first time, full replace afterwards, delete when deleted locally. */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { BatchItemResult, Change, RemoteRecord, WriteContext, WriteResult, Writer } from 'tidesync';
+import type { BatchItemResult, Change, Integration, RemoteRecord, WriteContext, WriteResult, Writer } from 'tidesync';
 import { ConfigurationError, RemoteNotFoundError } from 'tidesync';
 import { BATCH_UPSERT_LIMIT, type BatchUpsertItem, DemoCrmClient, type RemoteContact, type RemoteContactFields } from './remote/crm-client';
 
-/** Transport settings of a demo integration (`tidesync.integration.transport`). */
-const transportSchema = z.object({ baseUrl: z.url(), timeoutMs: z.number().int().positive().optional() });
+/**
+ * Transport settings of a demo integration (`tidesync.integration.transport`). `upsertByKey`:
+ * create contacts keyed by the local id (the CRM's external key), see `upsertsByKey`.
+ */
+const transportSchema = z.object({
+  baseUrl: z.url(),
+  timeoutMs: z.number().int().positive().optional(),
+  upsertByKey: z.boolean().optional(),
+});
 
 /** Pushes contact changesets with the processor's fields and the change's idempotency key. */
 export class DemoContactWriter implements Writer {
@@ -14,6 +21,15 @@ export class DemoContactWriter implements Writer {
   readonly supportsPartialUpdate = true;
   /** `POST /contacts/batch` takes at most this many items. */
   readonly maxBatchSize = BATCH_UPSERT_LIMIT;
+
+  /**
+   * With `transport.upsertByKey`, creates go to the contact whose external key is the entity's key
+   * (`PUT /contacts/by-key/:key`, batch items with `externalKey`), so a create sent again finds
+   * the contact an earlier one made, and a delete without a remote id deletes by that key.
+   */
+  upsertsByKey(integration: Integration): boolean {
+    return integration.transport['upsertByKey'] === true;
+  }
 
   async write(change: Change, context: WriteContext): Promise<WriteResult> {
     const client = this.#client(context);
@@ -24,7 +40,9 @@ export class DemoContactWriter implements Writer {
     };
     // POST /contacts, PATCH /contacts/:id or PUT /contacts/:id, with If-Match: see remote/crm-server.ts.
     let contact: RemoteContact;
-    if (change.operation === 'create' || !change.remoteId) {
+    if ((change.operation === 'create' || !change.remoteId) && this.upsertsByKey(context.integration)) {
+      contact = await client.upsertByKey(change.key, change.data as unknown as RemoteContactFields, options);
+    } else if (change.operation === 'create' || !change.remoteId) {
       contact = await client.create(change.data as unknown as RemoteContactFields, options);
     } else if (change.partial) {
       contact = await client.patch(change.remoteId, change.data as Partial<RemoteContactFields>, options);
@@ -41,7 +59,8 @@ export class DemoContactWriter implements Writer {
   async writeBatch(changes: readonly Change[], context: WriteContext): Promise<BatchItemResult[]> {
     const client = this.#client(context);
     // Every change is checked before the first request, so a bad one sends nothing.
-    const items = changes.map(batchItem);
+    const byKey = this.upsertsByKey(context.integration);
+    const items = changes.map((change) => batchItem(change, byKey));
     const results: BatchItemResult[] = [];
     for (let start = 0; start < changes.length; start += this.maxBatchSize) {
       const chunk = items.slice(start, start + this.maxBatchSize);
@@ -66,11 +85,17 @@ export class DemoContactWriter implements Writer {
     return { version: String(contact.version), data: { firstName, lastName, email, phone, company } };
   }
 
-  /** DELETE /contacts/:id; a contact that is already gone counts as deleted. */
+  /**
+   * DELETE /contacts/:id, or DELETE /contacts/by-key/:key without a remote id (creates by key); a
+   * contact that is already gone (or was never made) counts as deleted.
+   */
   async delete(change: Change, context: WriteContext): Promise<void> {
-    if (!change.remoteId) return;
+    const byKey = !change.remoteId && this.upsertsByKey(context.integration);
+    if (!change.remoteId && !byKey) return;
+    const options = { idempotencyKey: change.idempotencyKey, signal: context.signal };
     try {
-      await this.#client(context).delete(change.remoteId, { idempotencyKey: change.idempotencyKey, signal: context.signal });
+      const client = this.#client(context);
+      await (change.remoteId ? client.delete(change.remoteId, options) : client.deleteByKey(change.key, options));
     } catch (err) {
       if (!(err instanceof RemoteNotFoundError)) throw err;
     }
@@ -91,8 +116,11 @@ export class DemoContactWriter implements Writer {
   }
 }
 
-/** A change as an item of a batch upsert: a create without a remote id, else a replace or patch. */
-function batchItem(change: Change): BatchUpsertItem {
+/**
+ * A change as an item of a batch upsert: a create without a remote id (by the entity's key with
+ * `byKey`), else a replace or patch.
+ */
+function batchItem(change: Change, byKey: boolean): BatchUpsertItem {
   if (change.operation === 'delete') {
     throw new Error(`writeBatch takes creates and updates; change ${change.key} is a delete (use delete())`);
   }
@@ -101,7 +129,7 @@ function batchItem(change: Change): BatchUpsertItem {
     fields: change.data as Partial<RemoteContactFields>,
     idempotencyKey: change.idempotencyKey,
   };
-  if (change.operation === 'create' || !change.remoteId) return item;
+  if (change.operation === 'create' || !change.remoteId) return byKey ? { ...item, externalKey: change.key } : item;
   return {
     ...item,
     id: change.remoteId,

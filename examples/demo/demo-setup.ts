@@ -30,6 +30,8 @@ export interface DemoSetupOptions {
   readonly dataFile?: string;
   /** Sees every write the CRM applies for us (the latency benchmark times them). */
   readonly onWrite?: CrmWriteHook;
+  /** Create contacts keyed by their local id (the integration's `transport.upsertByKey`); default false. */
+  readonly upsertByKey?: boolean;
 }
 
 /** A running demo: its CRM, its integration and a client for the CRM. */
@@ -56,7 +58,7 @@ export async function setupDemo(options: DemoSetupOptions): Promise<Demo> {
   const integration = await options.client.upsertIntegration({
     type: DEMO_INTEGRATION_TYPE,
     name: options.integrationName ?? 'demo',
-    transport: { baseUrl: remote.url },
+    transport: { baseUrl: remote.url, ...(options.upsertByKey ? { upsertByKey: true } : {}) },
     secretRef: `env:${DEMO_TOKEN_ENV}`,
   });
   return { remote, integration, crm: new DemoCrmClient({ baseUrl: remote.url, token }), seeded };

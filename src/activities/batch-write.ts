@@ -21,8 +21,13 @@
  * records instead of making a second record. A pending create whose data is still the entity's
  * goes out in the batch again under its key; one whose entity has changed since is written on its
  * own (the pending create first, then the change to that record).
+ *
+ * A writer that creates by the entity's key (`Writer.upsertsByKey`) records no pending creates: a
+ * create whose answer was lost is planned and sent again like any other, and lands on the record
+ * it made. The answers then carry their snapshots, and those of entities that had no row are
+ * inserted plainly: one sync-state write per created entity instead of two.
  */
-import type { BatchItemResult, Change, Entity, SyncState } from '../connectors/connector';
+import { type BatchItemResult, type Change, type Entity, type SyncState, upsertsByKey } from '../connectors/connector';
 import type { EntityId } from '../entity-id';
 import { ConfigurationError, PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError } from '../errors';
 import {
@@ -30,6 +35,7 @@ import {
   type SyncedPendingCreate,
   clearPendingCreate,
   insertPendingCreates,
+  insertSyncedMany,
   loadSyncStates,
   savePendingCreates,
   saveSyncedMany,
@@ -134,24 +140,28 @@ async function replanChunk(
  */
 async function sendBatches(ctx: LockedWriteContext, batch: readonly Batched[], outcomes: Map<string, RecordOutcome>): Promise<void> {
   const size = Math.max(1, ctx.write.writer.maxBatchSize ?? batch.length);
-  const synced: Array<SyncedEntity | SyncedPendingCreate> = [];
+  const answers: Answers = { synced: [], fresh: [], byKey: upsertsByKey(ctx.write.writer, ctx.integration) };
   const again: Batched[] = [];
   // Recorded first, for the whole scope at once: if an answer is lost, the next write sends these
   // creates again with their keys. A create recorded but never sent (a batch before it failed)
-  // goes out under that key later, which is as good as a new one.
+  // goes out under that key later, which is as good as a new one. A writer that creates by key
+  // needs no record: any later create of the entity finds the record a lost one made.
   // Entities without a sync-state row (read under their locks) get theirs by a plain insert.
-  const creates = batch.filter((b) => b.sent.operation === 'create');
-  const pendingOf = (b: Batched) => ({
-    key: b.change.key,
-    pending: { idempotencyKey: b.sent.idempotencyKey, hash: b.change.hash, data: b.sent.data },
-  });
-  await insertPendingCreates(ctx.runtime.store, ctx.write.scope, creates.filter((b) => b.state === undefined).map(pendingOf));
-  await savePendingCreates(ctx.runtime.store, ctx.write.scope, creates.filter((b) => b.state !== undefined).map(pendingOf));
+  if (!answers.byKey) {
+    const creates = batch.filter((b) => b.sent.operation === 'create');
+    const pendingOf = (b: Batched) => ({
+      key: b.change.key,
+      pending: { idempotencyKey: b.sent.idempotencyKey, hash: b.change.hash, data: b.sent.data },
+    });
+    await insertPendingCreates(ctx.runtime.store, ctx.write.scope, creates.filter((b) => b.state === undefined).map(pendingOf));
+    await savePendingCreates(ctx.runtime.store, ctx.write.scope, creates.filter((b) => b.state !== undefined).map(pendingOf));
+  }
   try {
     for (let start = 0; start < batch.length; start += size)
-      await sendBatch(ctx, batch.slice(start, start + size), outcomes, synced, again);
+      await sendBatch(ctx, batch.slice(start, start + size), outcomes, answers, again);
   } finally {
-    await saveSyncedMany(ctx.runtime.store, ctx.write.scope, synced);
+    await saveSyncedMany(ctx.runtime.store, ctx.write.scope, answers.synced);
+    await insertSyncedMany(ctx.runtime.store, ctx.write.scope, answers.fresh);
   }
   // Changed remotely since our last sync, or gone: read, merge or re-create, as the per-entity path does.
   for (const b of again) outcomes.set(b.change.key, await writeLocked(ctx, b.change, b.state));
@@ -209,22 +219,35 @@ function asSent(ctx: LockedWriteContext, change: PlannedChange, state: SyncState
   };
 }
 
+/** The sync states to save for the records the remote took. */
+interface Answers {
+  /** Saved by `saveSyncedMany` (a row exists, or may). */
+  readonly synced: Array<SyncedEntity | SyncedPendingCreate>;
+  /** Creates of entities without a sync-state row, with no pending create: inserted (`insertSyncedMany`). */
+  readonly fresh: SyncedEntity[];
+  /** The writer creates by key (`Writer.upsertsByKey`): no create was recorded pending. */
+  readonly byKey: boolean;
+}
+
 /**
- * One `writeBatch` call: outcomes go into `outcomes`, the records the remote took into `synced`,
+ * One `writeBatch` call: outcomes go into `outcomes`, the records the remote took into `answers`,
  * those to write on their own (412, 404) into `again`.
  */
 async function sendBatch(
   ctx: LockedWriteContext,
   batch: readonly Batched[],
   outcomes: Map<string, RecordOutcome>,
-  synced: Array<SyncedEntity | SyncedPendingCreate>,
+  answers: Answers,
   again: Batched[],
 ): Promise<void> {
   const { writer, context } = ctx.write;
   if (!writer.writeBatch) throw new ConfigurationError(`writer '${ctx.step.writer}' has no writeBatch`);
   // Refused: not applied, so nothing of that create is on the remote.
   const refused = async (b: Batched) => {
-    if (b.sent.operation === 'create') await clearPendingCreate(ctx.runtime.store, ctx.write.scope, b.change.key);
+    // (Recorded pending by `sendBatches`, or earlier: a writer that creates by key records none.)
+    if (b.sent.operation === 'create' && (!answers.byKey || b.state?.pendingCreate)) {
+      await clearPendingCreate(ctx.runtime.store, ctx.write.scope, b.change.key);
+    }
   };
   let results: readonly BatchItemResult[];
   try {
@@ -250,12 +273,20 @@ async function sendBatch(
       // The snapshot is the whole local record (the base of the next comparison), not what was sent.
       // A create went out as recorded pending (`sendBatches`; one whose recorded data is no longer
       // the entity's is written on its own), so that record holds its snapshot and hash already.
+      // A writer that creates by key recorded none: its answers carry their snapshots.
       const key = b.change.key;
-      synced.push(
-        operation === 'create'
-          ? { key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, fromPendingCreate: true }
-          : { key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, snapshot: b.change.data, hash: b.change.hash },
-      );
+      if (operation === 'create' && !answers.byKey) {
+        answers.synced.push({ key, remoteId: result.remoteId, remoteVersion: result.remoteVersion, fromPendingCreate: true });
+      } else {
+        const entity = {
+          key,
+          remoteId: result.remoteId,
+          remoteVersion: result.remoteVersion,
+          snapshot: b.change.data,
+          hash: b.change.hash,
+        };
+        (b.state === undefined ? answers.fresh : answers.synced).push(entity);
+      }
       outcomes.set(b.change.key, { kind: 'written', record: { key: b.change.key, remoteId: result.remoteId, operation }, conflicts: [] });
     } else if (result.error instanceof RemoteVersionConflictError || result.error instanceof RemoteNotFoundError) {
       again.push(b);

@@ -22,7 +22,7 @@ import { BULK_LOCKED_ROWS, type PageChange, writeChunkLocked } from './batch-wri
 import type { BulkPageInput, BulkPageOutput } from './bulk-types';
 import { RETRY_WINDOW_EXHAUSTED } from './failure-activities';
 import { type LockedWriteContext, type RecordOutcome, writeOneLocked } from './locked-write';
-import { planChanges } from './process-step';
+import { deletesByKey, planChanges } from './process-step';
 import type { ExecutionCounters, RecordFailure } from './types';
 import { openWriteSession } from './write-session';
 
@@ -74,7 +74,8 @@ export async function runBulkPage(
       }
       const scope = { integrationId: input.integrationId, connector: input.connector };
       const states = await loadSyncStates(runtime.store, scope, [...items.found.map((f) => f.key), ...items.missing]);
-      const plan = input.mode === 'all' ? { force: { key: input.bulkId, since: new Date(input.startedAt) } } : {};
+      const deleteByKey = deletesByKey(session.writer, session.integration);
+      const plan = input.mode === 'all' ? { force: { key: input.bulkId, since: new Date(input.startedAt) }, deleteByKey } : { deleteByKey };
       const run = ctx.info.workflowExecution;
       const locked: LockedWriteContext = {
         runtime,

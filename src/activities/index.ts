@@ -12,7 +12,7 @@ import { classified } from './failures';
 import { MAX_RECORD_BYTES, jsonBytes } from './payload-limits';
 import type { TidesyncMetrics } from '../metrics/metrics';
 import { type SecretResolver, resolveSecret as defaultResolveSecret } from '../secrets';
-import { planChanges } from './process-step';
+import { deletesByKey, planChanges } from './process-step';
 import { loadSyncStates } from '../store/sync-state';
 import { saveFailed, resolveFailedNeverExported } from '../store/failures';
 import { writeBackRemoteIds } from '../store/write-back';
@@ -100,7 +100,8 @@ export function createActivities(deps: ActivityDependencies) {
       const integration = await getIntegration(db, input.integration);
       const scope = { integrationId: input.integrationId, connector: input.connector };
       const states = await loadSyncStates(db, scope, [...input.items.map((i) => i.key), ...input.missing]);
-      const planned = await planChanges(input, step, integration, services.get('processor', step.processor), states);
+      const deleteByKey = deletesByKey(services.get('writer', step.writer), integration);
+      const planned = await planChanges(input, step, integration, services.get('processor', step.processor), states, { deleteByKey });
       for (const failure of planned.failures) {
         await saveFailed(db, scope, { key: failure.key, error: failure.message, attempts: 0 });
       }

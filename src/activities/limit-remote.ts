@@ -6,7 +6,16 @@
  * retried as before. It wraps the writer that reports to the breaker, so a call it holds back
  * is not a remote failure.
  */
-import type { BatchItemResult, Change, Integration, RemoteRecord, WriteContext, WriteResult, Writer } from '../connectors/connector';
+import {
+  type BatchItemResult,
+  type Change,
+  type Integration,
+  type RemoteRecord,
+  type WriteContext,
+  type WriteResult,
+  type Writer,
+  writerTraits,
+} from '../connectors/connector';
 import { IntegrationThrottledError, RateLimitedError } from '../errors';
 import { type RemoteLimiter, isLimited } from '../store/remote-limiter';
 
@@ -48,8 +57,7 @@ export function limitRemote(
   const remove = writer.delete;
   const batch = writer.writeBatch;
   return {
-    ...(writer.supportsPartialUpdate !== undefined ? { supportsPartialUpdate: writer.supportsPartialUpdate } : {}),
-    ...(writer.maxBatchSize !== undefined ? { maxBatchSize: writer.maxBatchSize } : {}),
+    ...writerTraits(writer),
     write: (change: Change, context: WriteContext): Promise<WriteResult> => call(context, () => writer.write(change, context)),
     ...(batch
       ? {

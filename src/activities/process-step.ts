@@ -1,5 +1,5 @@
 /** The process activity: entity + sync state -> a planned change, a skip, or a failure. */
-import type { Integration, Processor, SyncState } from '../connectors/connector';
+import { type Integration, type Processor, type SyncState, type Writer, upsertsByKey } from '../connectors/connector';
 import type { StepDefinition } from '../jobs/definition';
 import { changedFields } from '../sync/values';
 import { canonicalJson, idempotencyKey, sha256Hex, stableKey } from '../sync/snapshot';
@@ -16,11 +16,28 @@ export interface PlanOptions {
    * record twice nor sends it under a new key.
    */
   readonly force?: { readonly key: string; readonly since: Date };
+  /**
+   * The writer creates by the entity's key (`Writer.upsertsByKey`) and can delete: records no
+   * pending create, so an entity missing locally that is not known to be gone remotely may still
+   * have a record there (its create's answer was lost). Its delete is planned, by key when no
+   * remote id is known; one never created is answered as already gone.
+   */
+  readonly deleteByKey?: boolean;
 }
 
 /** True when `change` writes what the sync state already holds: a forced write (mode `all`). */
 export function isForced(change: PlannedChange, state: SyncState | undefined): boolean {
   return change.operation === 'update' && state?.status === 'active' && state.snapshotHash === change.hash;
+}
+
+/** `PlanOptions.deleteByKey` for a step's writer on an integration. */
+export function deletesByKey(writer: Writer, integration: Integration): boolean {
+  return writer.delete !== undefined && upsertsByKey(writer, integration);
+}
+
+/** True when the entity's remote record is known to be gone, or its removal recorded. */
+function isRemoved(state: SyncState | undefined): boolean {
+  return state?.status === 'deleted' || state?.status === 'tombstone' || state?.status === 'remote_removed';
 }
 
 /** Plans the changes of one step for entities read (and missing) by its reader. */
@@ -106,8 +123,10 @@ export async function planChanges(
 
   for (const key of input.missing) {
     const state = states.get(key);
-    // A create whose answer was lost may have made a remote record: the delete settles it first.
-    if (!isOnRemote(state) && !state?.pendingCreate) {
+    // A create whose answer was lost may have made a remote record: the delete settles it first
+    // (found by its pending create, or by the entity's key when the writer creates by key).
+    const mayBeRemote = isOnRemote(state) || !!state?.pendingCreate || (options.deleteByKey === true && !isRemoved(state));
+    if (!mayBeRemote) {
       // Never exported (or only failed to be), or its removal is already recorded: nothing to do remotely.
       if (state && state.status !== 'active' && state.status !== 'failed')
         skipped.push({ key, reason: `already ${state.status === 'deleted' ? 'deleted remotely' : 'tombstoned'}` });

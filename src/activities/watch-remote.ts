@@ -4,7 +4,15 @@
  * either way the remote is up) ends the streak. Reads that succeed prove nothing about writes (a
  * remote may serve GETs while its writes fail), so they neither count nor close the breaker.
  */
-import type { BatchItemResult, Change, RemoteRecord, WriteContext, WriteResult, Writer } from '../connectors/connector';
+import {
+  type BatchItemResult,
+  type Change,
+  type RemoteRecord,
+  type WriteContext,
+  type WriteResult,
+  type Writer,
+  writerTraits,
+} from '../connectors/connector';
 import { PermanentRemoteError, RateLimitedError, RemoteVersionConflictError, TidesyncError, TransientRemoteError } from '../errors';
 
 /** Where the watcher reports outcomes. */
@@ -57,8 +65,7 @@ export function watchRemote(writer: Writer, reporter: RemoteOutcomeReporter): Wr
   const remove = writer.delete;
   const batch = writer.writeBatch;
   return {
-    ...(writer.supportsPartialUpdate !== undefined ? { supportsPartialUpdate: writer.supportsPartialUpdate } : {}),
-    ...(writer.maxBatchSize !== undefined ? { maxBatchSize: writer.maxBatchSize } : {}),
+    ...writerTraits(writer),
     write: (change: Change, context: WriteContext): Promise<WriteResult> => call(context, true, () => writer.write(change, context)),
     // A batch the remote answered is one answered write, whatever became of its items.
     ...(batch

@@ -13,6 +13,7 @@ import type { Runtime } from '../runtime';
 import type { SecretResolver } from '../secrets';
 import { toActivityFailure } from './failures';
 import { type LockedWriteContext, type RecordOutcome, writeOneLocked } from './locked-write';
+import { deletesByKey } from './process-step';
 import type { RecordFailure, RecordedConflict, Skipped, WriteStepInput, WriteStepOutput, WrittenRecord } from './types';
 import { openWriteSession } from './write-session';
 
@@ -36,7 +37,7 @@ export function createWriteStep(runtime: Runtime, resolveSecret: SecretResolver,
         connector,
         context: { integration, parameters: step.parameters, secret, signal: ctx.cancellationSignal },
       },
-      plan: {},
+      plan: { deleteByKey: deletesByKey(writer, integration) },
       attempt,
       workflow: run ? { workflowId: run.workflowId, runId: run.runId } : null,
     };

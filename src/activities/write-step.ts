@@ -3,7 +3,15 @@
  * merge under a conditional write, delete or tombstone, and the remote-gone policy.
  */
 import type { Kysely } from 'kysely';
-import type { Change, Connector, SyncState, WriteContext, WriteResult, Writer } from '../connectors/connector';
+import {
+  type Change,
+  type Connector,
+  type SyncState,
+  type WriteContext,
+  type WriteResult,
+  type Writer,
+  upsertsByKey,
+} from '../connectors/connector';
 import { PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from '../errors';
 import type { TidesyncDatabase } from '../store/schema';
 import { mergeRecord } from '../sync/merge';
@@ -158,14 +166,17 @@ export async function writeChange(deps: WriteChangeDeps, planned: PlannedChange,
 }
 
 async function create(deps: WriteChangeDeps, change: Change, hash: string): Promise<ChangeOutcome> {
-  // Recorded first: if the answer is lost, the next write sends this create again (see settlePendingCreate).
-  await savePendingCreate(deps.db, deps.scope, change.key, { idempotencyKey: change.idempotencyKey, hash, data: change.data });
+  // Recorded first: if the answer is lost, the next write sends this create again (see
+  // settlePendingCreate). A writer that creates by the entity's key needs no record: whatever
+  // create comes next finds the record this one may have made.
+  const pending = !upsertsByKey(deps.writer, deps.context.integration);
+  if (pending) await savePendingCreate(deps.db, deps.scope, change.key, { idempotencyKey: change.idempotencyKey, hash, data: change.data });
   let result: WriteResult;
   try {
     result = await deps.writer.write({ ...change, operation: 'create', remoteId: null }, deps.context);
   } catch (err) {
     // Refused: not applied, so nothing of it is on the remote.
-    if (err instanceof PermanentRemoteError) await clearPendingCreate(deps.db, deps.scope, change.key);
+    if (pending && err instanceof PermanentRemoteError) await clearPendingCreate(deps.db, deps.scope, change.key);
     throw err;
   }
   await saveSynced(deps.db, deps.scope, {

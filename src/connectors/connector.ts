@@ -306,7 +306,44 @@ export interface Writer {
   read?(remoteId: string, context: WriteContext): Promise<RemoteRecord | null>;
   /**
    * Deletes the remote record of an entity deleted locally; a record already gone is no error.
-   * Without it, a local delete is recorded as a tombstone in the sync state.
+   * Without it, a local delete is recorded as a tombstone in the sync state. With `upsertsByKey`,
+   * `change.remoteId` may be null (a create whose answer was lost, or none was ever sent): delete
+   * the record found by `change.key`, if there is one.
    */
   delete?(change: Change, context: WriteContext): Promise<void>;
+  /**
+   * Optional: true when the remote keys the records this writer creates by the entity's own key
+   * (`change.key`, sent as the remote's external id), as HubSpot's batch upsert by `idProperty`
+   * and Salesforce's upsert by External ID do, for this integration. A create sent again, with
+   * any data under any idempotency key, then lands on the same record instead of making a second.
+   *
+   * tidesync then records no pending create before a create (a create whose answer was lost is
+   * simply sent again, and finds its record), which saves a sync-state write per created entity;
+   * and a local delete of an entity without a known remote id goes to `delete` with
+   * `remoteId: null`, to be deleted by key. Without it (or false), creates are recorded pending
+   * first and sent again under their own idempotency key (see `SyncState.pendingCreate`), which
+   * also covers a remote that applies a create late, after the writer gave up on it and after a
+   * newer create of the entity: the late one is answered from the remote's idempotency records. A
+   * create by key applied that late lands last, as an unconditional update does for writers
+   * without `read`.
+   */
+  upsertsByKey?(integration: Integration): boolean;
+}
+
+/**
+ * The members of a writer that describe it rather than call the remote (`supportsPartialUpdate`,
+ * `maxBatchSize`, `upsertsByKey`), for wrappers of a writer to keep.
+ */
+export function writerTraits(writer: Writer): Pick<Writer, 'supportsPartialUpdate' | 'maxBatchSize' | 'upsertsByKey'> {
+  const byKey = writer.upsertsByKey;
+  return {
+    ...(writer.supportsPartialUpdate !== undefined ? { supportsPartialUpdate: writer.supportsPartialUpdate } : {}),
+    ...(writer.maxBatchSize !== undefined ? { maxBatchSize: writer.maxBatchSize } : {}),
+    ...(byKey ? { upsertsByKey: (integration: Integration) => byKey.call(writer, integration) } : {}),
+  };
+}
+
+/** True when `writer` creates by the entity's key on this integration (`Writer.upsertsByKey`). */
+export function upsertsByKey(writer: Writer, integration: Integration): boolean {
+  return writer.upsertsByKey?.(integration) === true;
 }

@@ -125,9 +125,26 @@ export async function saveSyncedMany(
   await upsertSynced(db, scope.integrationId, scope.connector, rows, new Date());
 }
 
-// Once per lock scope of a bulk page: compiled once (see `prepared.ts`).
-const upsertSynced = prepared(4, (db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) =>
-  db
+/**
+ * `saveSyncedMany` for entities that had no sync-state row when their states were read under
+ * their locks: the creates of a writer that creates by key (`Writer.upsertsByKey`), which records
+ * no pending create first. A plain insert, as `insertPendingCreates` (and with its fallback to the
+ * upsert when a row appeared meanwhile).
+ */
+export async function insertSyncedMany(db: Kysely<TidesyncDatabase>, scope: SyncScope, entities: readonly SyncedEntity[]): Promise<void> {
+  if (entities.length === 0) return;
+  const rows = JSON.stringify(entities.map((e) => ({ k: e.key, r: e.remoteId, v: e.remoteVersion, s: e.snapshot, h: e.hash })));
+  const now = new Date();
+  await insertElseUpsert(
+    db,
+    () => insertSynced(db, scope.integrationId, scope.connector, rows, now),
+    () => upsertSynced(db, scope.integrationId, scope.connector, rows, now),
+  );
+}
+
+/** The rows of `saveSyncedMany`'s JSON (`[{ k, r, v, s?, h? }]`) inserted as synced now. */
+function syncedRows(db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) {
+  return db
     .insertInto('sync_state')
     .columns([
       'integration_id',
@@ -149,29 +166,37 @@ const upsertSynced = prepared(4, (db: Kysely<TidesyncDatabase>, integrationId: n
       sql`select ${integrationId}::integer, ${connector}::text, r.k, r.r, r.v, r.s, r.h, ${now}::timestamptz,
         null::text, 'active'::text, 0, null::timestamptz, null::jsonb, ${now}::timestamptz
         from jsonb_to_recordset(${rows}::jsonb) as r(k text, r text, v text, s jsonb, h text)`,
-    )
-    .onConflict((oc) =>
-      oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet((eb) => ({
-        remote_id: eb.ref('excluded.remote_id'),
-        remote_version: eb.ref('excluded.remote_version'),
-        // Absent for a create answered as recorded: its pending create holds them.
-        snapshot: sql`coalesce(excluded.snapshot, sync_state.pending_create -> 'data')`,
-        snapshot_hash: sql`coalesce(excluded.snapshot_hash, sync_state.pending_create ->> 'hash')`,
-        last_synced_at: eb.ref('excluded.last_synced_at'),
-        last_error: null,
-        status: 'active',
-        attempts: 0,
-        failed_at: null,
-        // The answer is saved: whatever create was pending has its remote id now (as `saveSynced`).
-        pending_create: null,
-        updated_at: eb.ref('excluded.updated_at'),
-      })),
-    ),
+    );
+}
+
+const insertSynced = prepared(4, syncedRows);
+
+// Once per lock scope of a bulk page: compiled once (see `prepared.ts`).
+const upsertSynced = prepared(4, (db: Kysely<TidesyncDatabase>, integrationId: number, connector: string, rows: string, now: Date) =>
+  syncedRows(db, integrationId, connector, rows, now).onConflict((oc) =>
+    oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet((eb) => ({
+      remote_id: eb.ref('excluded.remote_id'),
+      remote_version: eb.ref('excluded.remote_version'),
+      // Absent for a create answered as recorded: its pending create holds them.
+      snapshot: sql`coalesce(excluded.snapshot, sync_state.pending_create -> 'data')`,
+      snapshot_hash: sql`coalesce(excluded.snapshot_hash, sync_state.pending_create ->> 'hash')`,
+      last_synced_at: eb.ref('excluded.last_synced_at'),
+      last_error: null,
+      status: 'active',
+      attempts: 0,
+      failed_at: null,
+      // The answer is saved: whatever create was pending has its remote id now (as `saveSynced`).
+      pending_create: null,
+      updated_at: eb.ref('excluded.updated_at'),
+    })),
+  ),
 );
 
 /**
  * Records that an entity deleted locally is gone: `deleted` when the remote record was deleted,
  * `tombstone` when the writer cannot delete (the remote id is kept, so the record can be found).
+ * An entity without a row gets one (deleted by key, see `Writer.upsertsByKey`), so its next
+ * export knows it is gone and sends no second delete.
  */
 export async function saveRemoved(
   db: Kysely<TidesyncDatabase>,
@@ -179,20 +204,22 @@ export async function saveRemoved(
   key: string,
   status: 'deleted' | 'tombstone',
 ): Promise<void> {
+  const now = new Date();
+  const values = {
+    status,
+    snapshot: null,
+    snapshot_hash: null,
+    last_synced_at: now,
+    last_error: null,
+    attempts: 0,
+    failed_at: null,
+    pending_create: null,
+    updated_at: now,
+  };
   await db
-    .updateTable('sync_state')
-    .set({
-      status,
-      snapshot: null,
-      snapshot_hash: null,
-      last_synced_at: new Date(),
-      last_error: null,
-      attempts: 0,
-      failed_at: null,
-      pending_create: null,
-      updated_at: new Date(),
-    })
-    .where((eb) => oneEntity(eb, scope, key))
+    .insertInto('sync_state')
+    .values({ integration_id: scope.integrationId, connector: scope.connector, entity_id: key, ...values })
+    .onConflict((oc) => oc.columns(['integration_id', 'connector', 'entity_id']).doUpdateSet(values))
     .execute();
 }
 
@@ -274,16 +301,33 @@ export async function insertPendingCreates(db: Kysely<TidesyncDatabase>, scope: 
   if (creates.length === 0) return;
   const rows = pendingJson(creates);
   const now = new Date();
+  await insertElseUpsert(
+    db,
+    () => insertPendingFresh(db, scope.integrationId, scope.connector, rows, now),
+    () => insertPending(db, scope.integrationId, scope.connector, rows, now),
+  );
+}
+
+/**
+ * Runs a plain insert of rows believed new; when one of them exists after all (a duplicate key),
+ * nothing of it is written and `upsert` writes them instead (inside a transaction, behind a
+ * savepoint, so the failed insert does not end it).
+ */
+async function insertElseUpsert(
+  db: Kysely<TidesyncDatabase>,
+  insert: () => Promise<unknown>,
+  upsert: () => Promise<unknown>,
+): Promise<void> {
   const savepoint = db.isTransaction;
-  if (savepoint) await sql`savepoint tidesync_pending_creates`.execute(db);
+  if (savepoint) await sql`savepoint tidesync_fresh_rows`.execute(db);
   try {
-    await insertPendingFresh(db, scope.integrationId, scope.connector, rows, now);
+    await insert();
   } catch (err) {
     if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
-    if (savepoint) await sql`rollback to savepoint tidesync_pending_creates`.execute(db);
-    await insertPending(db, scope.integrationId, scope.connector, rows, now);
+    if (savepoint) await sql`rollback to savepoint tidesync_fresh_rows`.execute(db);
+    await upsert();
   }
-  if (savepoint) await sql`release savepoint tidesync_pending_creates`.execute(db);
+  if (savepoint) await sql`release savepoint tidesync_fresh_rows`.execute(db);
 }
 
 /** PostgreSQL's SQLSTATE of a duplicate key. */
