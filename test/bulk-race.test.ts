@@ -2,25 +2,39 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Kysely, sql } from 'kysely';
-import { DemoContactProcessor } from '../examples/demo/contact-processor';
 import { DemoContactWriter } from '../examples/demo/contact-writer';
 import { type Demo, DEMO_TOKEN_ENV, compareRemoteWithLocal, setupDemo } from '../examples/demo/demo-setup';
-import type { BatchItemResult, Change, Entity, Integration, ProcessResult, Processor, WriteContext } from '../src/connectors/connector';
+import type {
+  BatchItemResult,
+  Change,
+  Entity,
+  Integration,
+  KeysetRange,
+  ProcessResult,
+  Processor,
+  ReadResult,
+  StepParameters,
+  WriteContext,
+} from '../src/connectors/connector';
+import { EntityByIdReader } from '../src/connectors/readers/entity-by-id-reader';
 import type { TidesyncDatabase } from '../src/store/schema';
 import { upsertIntegration } from '../src/store/integrations';
 import { createTestDatabase, startTestEngine, type TestEngine, uniqueName } from './helpers';
 
-/** Runs a hook once, when it sees a given contact: the moment a test makes the app change it. */
-class HookedProcessor implements Processor {
-  readonly #inner = new DemoContactProcessor();
+/**
+ * Runs a hook once, after it read a range of rows holding a given contact: the moment a test makes
+ * the app change that row, after the page read it and before the page takes its lock.
+ */
+class HookedReader extends EntityByIdReader {
   hook: { id: number; run: () => Promise<void> } | undefined;
-  async process(entity: Entity): Promise<ProcessResult> {
+  override async readRange(range: KeysetRange, parameters: StepParameters): Promise<ReadResult['found']> {
+    const rows = await super.readRange(range, parameters);
     const hook = this.hook;
-    if (hook && Number(entity['id']) === hook.id) {
+    if (hook && rows.some((row) => Number(row.entity['id']) === hook.id)) {
       this.hook = undefined;
       await hook.run();
     }
-    return this.#inner.process(entity);
+    return rows;
   }
 }
 
@@ -58,8 +72,8 @@ const JOBS = `jobs:
     steps:
       export_contact:
         title: Push contact
-        reader: entity.by_id
-        processor: test.hooked_processor
+        reader: test.hooked_reader
+        processor: demo.contact_processor
         writer: test.hooked_writer
         parameters: { table: contacts, identifier: id, columns: [id, first_name, last_name, email, phone, company] }
   tenant_contact_export:
@@ -81,7 +95,7 @@ describe('bulk export: no stale overwrite, composite ids', () => {
   let engine: TestEngine;
   let race: Integration;
   let tenants: Integration;
-  const processor = new HookedProcessor();
+  let reader: HookedReader;
   const writer = new HookedWriter();
 
   beforeAll(async () => {
@@ -93,6 +107,7 @@ describe('bulk export: no stale overwrite, composite ids', () => {
     // 3 tenants; codes whose text order differs from their numeric order ('c10' < 'c9').
     await sql`insert into tenant_contacts select t, 'c' || n, 'Name ' || n, 't' || t || '.c' || n || '@example.com'
       from generate_series(1, 3) t, generate_series(1, 97) n`.execute(database.app);
+    reader = new HookedReader(database.app);
     const jobs = await mkdtemp(path.join(tmpdir(), 'tidesync-jobs-'));
     await writeFile(path.join(jobs, 'race.yaml'), JOBS);
     engine = await startTestEngine(database, {
@@ -100,7 +115,7 @@ describe('bulk export: no stale overwrite, composite ids', () => {
       register: (connectors, services) => {
         connectors.register({ integrationType: 'demo_race', name: 'contact', getExportJobName: () => 'race_contact_export' });
         connectors.register({ integrationType: 'demo_tenant', name: 'contact', getExportJobName: () => 'tenant_contact_export' });
-        services.register('processor', 'test.hooked_processor', processor);
+        services.register('reader', 'test.hooked_reader', reader);
         services.register('writer', 'test.hooked_writer', writer);
         services.register('processor', 'test.tenant_processor', new TenantContactProcessor());
       },
@@ -132,15 +147,15 @@ describe('bulk export: no stale overwrite, composite ids', () => {
 
   it('should write the row as it is once the page holds its lock, when the app changed it after the page read it', async () => {
     await bulk(race);
-    // The page reads row 42, then (before its locked write) the app changes it, enqueueing nothing:
-    // only the bulk export can deliver it, and it must not deliver the row as it first read it.
-    processor.hook = {
+    // The page reads row 42, then (before it takes the row's lock) the app changes it, enqueueing
+    // nothing: only the bulk export can deliver it, and it must not deliver the row as it first read it.
+    reader.hook = {
       id: 42,
       run: async () => void (await sql`update contacts set phone = 'changed after the page read it' where id = 42`.execute(database.app)),
     };
     await sql`update contacts set phone = 'before' where id = 42`.execute(database.app);
     const result = await bulk(race);
-    expect(processor.hook).toBeUndefined();
+    expect(reader.hook).toBeUndefined();
     expect(result).toMatchObject({ status: 'completed', counters: { written: 1 } });
     const { state, remote } = await remoteOf(race, 42);
     expect(remote?.phone).toBe('changed after the page read it');

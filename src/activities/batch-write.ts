@@ -1,9 +1,8 @@
 /**
  * Changes of a bulk page written with `Writer.writeBatch` under the locks of their entities (see
- * `locked-write.ts`): one lock scope for up to `BULK_LOCKED_ROWS` changes, in which their rows and
- * sync states are read again and planned again once (a change whose row and state did not move
- * meanwhile is kept as planned), the changes go out in batches of the
- * writer's `maxBatchSize`, each as `write` would send it (the same idempotency keys, the same
+ * `locked-write.ts`): one lock scope for up to `BULK_LOCKED_ROWS` entities, in which the page read
+ * their rows and sync states and planned their changes (`bulk-page.ts`); the changes go out in
+ * batches of the writer's `maxBatchSize`, each as `write` would send it (the same idempotency keys, the same
  * conditional update on the last known version), and the sync states of the records the remote
  * took are saved in one statement before the locks are released. A record the remote refuses for
  * good fails alone; one that moved on remotely (412) or is gone (404) is written on its own, with
@@ -27,8 +26,7 @@
  * it made. The answers then carry their snapshots, and those of entities that had no row are
  * inserted plainly: one sync-state write per created entity instead of two.
  */
-import { type BatchItemResult, type Change, type Entity, type SyncState, upsertsByKey } from '../connectors/connector';
-import type { EntityId } from '../entity-id';
+import { type BatchItemResult, type Change, type SyncState, upsertsByKey } from '../connectors/connector';
 import { ConfigurationError, PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError } from '../errors';
 import {
   type SyncedEntity,
@@ -36,24 +34,13 @@ import {
   clearPendingCreate,
   insertPendingCreates,
   insertSyncedMany,
-  loadSyncStates,
   savePendingCreates,
   saveSyncedMany,
 } from '../store/sync-state';
 import { stableKey } from '../sync/snapshot';
 import { changedFields } from '../sync/values';
-import { type LockedWriteContext, type RecordOutcome, earlierAttemptWrote, failRecord, settleFresh, writeLocked } from './locked-write';
-import { isForced, planChanges } from './process-step';
-import { sameRow, sameState } from './same-input';
-import type { PlannedChange, ProcessStepOutput } from './types';
-
-/** A change a page planned, with the id to read its entity again by, and what it was planned from. */
-export interface PageChange {
-  readonly id: EntityId;
-  readonly change: PlannedChange;
-  /** The row and the sync state the change was planned from (see `same-input.ts`); absent for a delete. */
-  readonly from?: { readonly entity: Entity; readonly state: SyncState | undefined };
-}
+import { type LockedWriteContext, type RecordOutcome, failRecord, writeLocked } from './locked-write';
+import type { PlannedChange } from './types';
 
 interface Batched {
   readonly change: PlannedChange;
@@ -69,68 +56,31 @@ interface Batched {
  */
 export const BULK_LOCKED_ROWS = 500;
 
-/** Writes up to `BULK_LOCKED_ROWS` changes under their entities' locks; returns what became of each, by key. */
-export async function writeChunkLocked(ctx: LockedWriteContext, chunk: readonly PageChange[]): Promise<Map<string, RecordOutcome>> {
-  const keys = chunk.map((c) => c.change.key);
-  return ctx.runtime.locks.withLocks(ctx.write.scope, keys, async () => {
-    const { planned: fresh, states } = await replanChunk(ctx, chunk);
-    const freshByKey = new Map(fresh.changes.map((c) => [c.key, c]));
-    const outcomes = new Map<string, RecordOutcome>();
-    const batch: Batched[] = [];
-    const alone: Array<{ change: PlannedChange; state: SyncState | undefined }> = [];
-    for (const { change: planned } of chunk) {
-      const state = states.get(planned.key);
-      const change = freshByKey.get(planned.key);
-      const forced = change !== undefined && isForced(change, state);
-      if ((!forced && earlierAttemptWrote(planned, state)) || !change) {
-        // Written by an earlier attempt (no remote call), or no longer a change (skip, failure).
-        outcomes.set(planned.key, await settleFresh(ctx, planned, fresh, state));
-      } else if (change.operation === 'delete' || (state?.pendingCreate && state.pendingCreate.hash !== change.hash)) {
-        // A delete, or an entity whose lost create's data is no longer its own: written on its own,
-        // as the per-entity path writes it (the lost create is sent again first, under its own key).
-        alone.push({ change, state });
-      } else {
-        batch.push({ change, state, sent: asSent(ctx, change, state) });
-      }
-    }
-    if (batch.length > 0) await sendBatches(ctx, batch, outcomes);
-    for (const { change, state } of alone) outcomes.set(change.key, await writeLocked(ctx, change, state));
-    return outcomes;
-  });
-}
-
 /**
- * `replan` for a chunk: the rows and sync states read again (under the locks), and the changes
- * planned again, except those whose row and state are as they were when the page planned them
- * (see `same-input.ts`): their change is kept as it was planned.
+ * Writes changes planned under their entities' locks (at most `BULK_LOCKED_ROWS`, in the lock
+ * scope they were planned in, from `states` read there); returns what became of each, by key.
  */
-async function replanChunk(
+export async function writeBatchedLocked(
   ctx: LockedWriteContext,
-  chunk: readonly PageChange[],
-): Promise<{ planned: ProcessStepOutput; states: Map<string, SyncState> }> {
-  const { step, runtime } = ctx;
-  const read = await runtime.services.get('reader', step.reader).read(
-    chunk.map((c) => c.id),
-    step.parameters,
-  );
-  const states = await loadSyncStates(runtime.store, ctx.write.scope, [...read.found.map((f) => f.key), ...read.missing]);
-  const before = new Map(chunk.map((c) => [c.change.key, c]));
-  const kept: PlannedChange[] = [];
-  const again: Array<{ key: string; entity: Entity }> = [];
-  for (const { key, entity } of read.found) {
-    const from = before.get(key)?.from;
-    if (from && sameRow(from.entity, entity) && sameState(from.state, states.get(key))) kept.push((before.get(key) as PageChange).change);
-    else again.push({ key, entity });
+  changes: readonly PlannedChange[],
+  states: ReadonlyMap<string, SyncState>,
+): Promise<Map<string, RecordOutcome>> {
+  const outcomes = new Map<string, RecordOutcome>();
+  const batch: Batched[] = [];
+  const alone: Array<{ change: PlannedChange; state: SyncState | undefined }> = [];
+  for (const change of changes) {
+    const state = states.get(change.key);
+    if (change.operation === 'delete' || (state?.pendingCreate && state.pendingCreate.hash !== change.hash)) {
+      // A delete, or an entity whose lost create's data is no longer its own: written on its own,
+      // as the per-entity path writes it (the lost create is sent again first, under its own key).
+      alone.push({ change, state });
+    } else {
+      batch.push({ change, state, sent: asSent(ctx, change, state) });
+    }
   }
-  const planned = await planChanges(
-    { ...ctx.write.scope, items: again, missing: read.missing },
-    step,
-    ctx.integration,
-    runtime.services.get('processor', step.processor),
-    states,
-    ctx.plan,
-  );
-  return { planned: { ...planned, changes: [...kept, ...planned.changes] }, states };
+  if (batch.length > 0) await sendBatches(ctx, batch, outcomes);
+  for (const { change, state } of alone) outcomes.set(change.key, await writeLocked(ctx, change, state));
+  return outcomes;
 }
 
 /**

@@ -1,11 +1,11 @@
 /**
  * One page of a bulk export, as one activity: read the page (one query: a keyset range of the
- * first step's table, or a list of ids), load the page's sync states (one query), then, a part of
- * up to `BULK_LOCKED_ROWS` rows at a time, run the processor per entity, skip what is unchanged
- * (mode `changed`) and write the changes: with `writeBatch` when the writer has one, under their
- * entities' locks (one lock scope a part, sent in batches of the writer's `maxBatchSize`, their
- * sync states saved in one statement); else one record at a time, a few at once. Only counters,
- * the page's last id and a few failures go back into history.
+ * first step's table, or a list of ids), then a part of up to `BULK_LOCKED_ROWS` rows at a time:
+ * with `writeBatch`, take the part's locks, read its rows and sync states again under them, run
+ * the processor per entity, skip what is unchanged (mode `changed`) and write the changes in
+ * batches of the writer's `maxBatchSize`, their sync states saved in one statement; without it,
+ * plan from the page's rows and sync states and write one record at a time under its own lock, a
+ * few at once. Only counters, the page's last id and a few failures go back into history.
  */
 import { Context } from '@temporalio/activity';
 import type { Entity, ReadResult, SyncState } from '../connectors/connector';
@@ -18,12 +18,12 @@ import type { SecretResolver } from '../secrets';
 import { resolveFailedNeverExported, saveFailed } from '../store/failures';
 import { loadSyncStates } from '../store/sync-state';
 import { writeBackRemoteIds } from '../store/write-back';
-import { BULK_LOCKED_ROWS, type PageChange, writeChunkLocked } from './batch-write';
+import { BULK_LOCKED_ROWS, writeBatchedLocked } from './batch-write';
 import type { BulkPageInput, BulkPageOutput } from './bulk-types';
 import { RETRY_WINDOW_EXHAUSTED } from './failure-activities';
-import { type LockedWriteContext, type RecordOutcome, writeOneLocked } from './locked-write';
+import { type LockedWriteContext, type RecordOutcome, replan, writeOneLocked } from './locked-write';
 import { deletesByKey, planChanges } from './process-step';
-import type { ExecutionCounters, RecordFailure } from './types';
+import type { ExecutionCounters, PlannedChange, ProcessStepOutput, RecordFailure } from './types';
 import { openWriteSession } from './write-session';
 
 /** Failures one page reports back (all are kept as `failed` records; `tidesync failures` lists them). */
@@ -56,10 +56,6 @@ export async function runBulkPage(
     const job = getJob(runtime, input.job);
     const counters: ExecutionCounters = { read: 0, processed: 0, written: 0, skipped: 0, failed: 0 };
     const failures: RecordFailure[] = [];
-    const fail = (failure: RecordFailure) => {
-      counters.failed += 1;
-      if (failures.length < BULK_FAILURES_PER_PAGE) failures.push(failure);
-    };
     let page: PageItems | undefined;
     for (const [index, step] of job.steps.entries()) {
       const session = await openWriteSession(runtime, resolveSecret, metrics, {
@@ -73,7 +69,6 @@ export async function runBulkPage(
         counters.read = items.found.length;
       }
       const scope = { integrationId: input.integrationId, connector: input.connector };
-      const states = await loadSyncStates(runtime.store, scope, [...items.found.map((f) => f.key), ...items.missing]);
       const deleteByKey = deletesByKey(session.writer, session.integration);
       const plan = input.mode === 'all' ? { force: { key: input.bulkId, since: new Date(input.startedAt) }, deleteByKey } : { deleteByKey };
       const run = ctx.info.workflowExecution;
@@ -98,70 +93,26 @@ export async function runBulkPage(
         attempt: ctx.info.attempt,
         workflow: run ? { workflowId: run.workflowId, runId: run.runId } : null,
       };
-      const processor = runtime.services.get('processor', step.processor);
-      const created: Array<{ key: string; remoteId: string }> = [];
-      // Planned and written a lock scope's rows at a time: the first batch goes out once 500 rows
-      // are planned rather than the whole page, and the worker plans the next part while the
-      // remote takes the last (each page's parts alternate between the worker's CPU and the remote).
-      for (const part of pageParts(items)) {
-        const planned = await planChanges(
-          { ...scope, items: part.found.map((f) => ({ key: f.key, entity: f.entity })), missing: part.missing },
-          step,
-          session.integration,
-          processor,
-          states,
-          plan,
-        );
-        if (index === 0) counters.processed += part.found.length - planned.failures.length;
+      const tally: PageTally = {
+        counters,
+        failures,
+        created: [],
+        firstStep: index === 0,
         // A retried page finds what an earlier attempt wrote (its answer lost with a killed worker)
         // unchanged: it counts as written, as the per-entity path counts it.
-        const writtenBefore =
-          ctx.info.attempt > 1 ? planned.skipped.filter((s) => syncedSince(states.get(s.key), ctx.info.scheduledTimestampMs)).length : 0;
-        counters.written += writtenBefore;
-        counters.skipped += planned.skipped.length - writtenBefore + planned.notFound.length;
-        for (const failure of planned.failures) {
-          await saveFailed(runtime.store, scope, { key: failure.key, error: failure.message, attempts: 0 });
-          fail(failure);
-        }
-        await resolveFailedNeverExported(
-          runtime.store,
-          scope,
-          planned.notFound.filter((key) => states.get(key)?.status === 'failed'),
-        );
-        if (input.giveUp) {
-          // The retry window ran out: keep each change as `failed`, unless it was written after all.
-          for (const change of planned.changes) {
-            const error = input.giveUp.error;
-            const marked = await saveFailed(runtime.store, scope, {
-              key: change.key,
-              error,
-              attempts: input.giveUp.attempts,
-              hash: change.hash,
-            });
-            if (marked) fail({ key: change.key, step: step.name, code: RETRY_WINDOW_EXHAUSTED, message: error });
-            else counters.skipped += 1;
-          }
-          continue;
-        }
-        const found = new Map(part.found.map((f) => [f.key, f]));
-        const changes: PageChange[] = planned.changes.map((change) => {
-          const item = found.get(change.key);
-          if (!item) return { id: parseEntityId(change.key), change };
-          return { id: item.id, change, from: { entity: item.entity, state: states.get(change.key) } };
-        });
-        for (const outcome of await writeChanges(locked, changes)) {
-          if (outcome.kind === 'failed') fail(outcome.failure);
-          else if (outcome.kind === 'skipped') counters.skipped += 1;
-          else if (outcome.record.operation === 'tombstone') counters.skipped += 1;
-          else {
-            counters.written += 1;
-            if (outcome.record.operation === 'create' && outcome.record.remoteId) {
-              created.push({ key: outcome.record.key, remoteId: outcome.record.remoteId });
-            }
-          }
-        }
+        earlierAttemptsSince: ctx.info.attempt > 1 ? ctx.info.scheduledTimestampMs : null,
+        giveUp: input.giveUp,
+      };
+      if (session.writer.writeBatch) {
+        // Planned and written a lock scope's rows at a time, under their locks (see `writePartLocked`):
+        // the first batch goes out once 500 rows are planned rather than the whole page, and the
+        // worker plans the next part while the remote takes the last.
+        for (const part of pageParts(items)) await writePartLocked(locked, part, tally);
+      } else {
+        const states = await loadSyncStates(runtime.store, scope, [...items.found.map((f) => f.key), ...items.missing]);
+        for (const part of pageParts(items)) await writePartByRecord(locked, part, states, tally);
       }
-      if (step.writeBack && created.length > 0) await writeBackRemoteIds(runtime.app, step, created);
+      if (step.writeBack && tally.created.length > 0) await writeBackRemoteIds(runtime.app, step, tally.created);
     }
     return { counters, lastId: lastIdOf(input, page), failures };
   } finally {
@@ -169,22 +120,126 @@ export async function runBulkPage(
   }
 }
 
+/** What a page counts of one step, part by part. */
+interface PageTally {
+  readonly counters: ExecutionCounters;
+  /** The first `BULK_FAILURES_PER_PAGE` failures (all are counted, and kept as `failed` records). */
+  readonly failures: RecordFailure[];
+  /** Records the remote created, for the step's write-back. */
+  readonly created: Array<{ key: string; remoteId: string }>;
+  /** Only the first step counts what it processed (later steps go through the same rows). */
+  readonly firstStep: boolean;
+  /** When this page was first scheduled, on a retried attempt: what was synced since was written by an earlier attempt. */
+  readonly earlierAttemptsSince: number | null;
+  readonly giveUp: BulkPageInput['giveUp'];
+}
+
+function fail(tally: PageTally, failure: RecordFailure): void {
+  tally.counters.failed += 1;
+  if (tally.failures.length < BULK_FAILURES_PER_PAGE) tally.failures.push(failure);
+}
+
 /**
- * Writes the changes of one part of a page (at most `BULK_LOCKED_ROWS`, see `pageParts`): under
- * one lock scope with `writeBatch` (see `batch-write.ts`), else a few records at once.
+ * A part of a page for a writer with `writeBatch`: its entities' locks taken first (one lock scope
+ * for the whole part), then the rows and sync states read and the changes planned under them, once,
+ * and written (see `batch-write.ts`). Planning before the locks, as the per-record path does, meant
+ * reading and planning every row twice, the second time under the locks: the guarantee needs only
+ * the second. An unchanged row then costs its lock too, a few microseconds of a statement that
+ * takes all of a part's locks at once.
  */
-async function writeChanges(ctx: LockedWriteContext, changes: readonly PageChange[]): Promise<RecordOutcome[]> {
-  if (ctx.write.writer.writeBatch) return [...(await writeChunkLocked(ctx, changes)).values()];
+async function writePartLocked(ctx: LockedWriteContext, part: PageItems, tally: PageTally): Promise<void> {
+  const keys = [...part.found.map((f) => f.key), ...part.missing];
+  const ids = [...part.found.map((f) => f.id), ...part.missing.map((key) => parseEntityId(key))];
+  await ctx.runtime.locks.withLocks(ctx.write.scope, keys, async () => {
+    const { planned, states, found } = await replan(ctx, ids);
+    const changes = await settlePlanned(ctx, planned, states, found, tally);
+    tallyOutcomes(tally, (await writeBatchedLocked(ctx, changes, states)).values());
+  });
+}
+
+/**
+ * A part of a page for a writer without `writeBatch`: planned from the page's rows and sync states,
+ * then each change written on its own under its entity's lock (read and planned again there, see
+ * `locked-write.ts`), a few at once.
+ */
+async function writePartByRecord(
+  ctx: LockedWriteContext,
+  part: PageItems,
+  states: Map<string, SyncState>,
+  tally: PageTally,
+): Promise<void> {
+  const planned = await planChanges(
+    { ...ctx.write.scope, items: part.found.map((f) => ({ key: f.key, entity: f.entity })), missing: part.missing },
+    ctx.step,
+    ctx.integration,
+    ctx.runtime.services.get('processor', ctx.step.processor),
+    states,
+    ctx.plan,
+  );
+  const changes = await settlePlanned(ctx, planned, states, part.found.length, tally);
+  const ids = new Map(part.found.map((f) => [f.key, f.id]));
   const outcomes: RecordOutcome[] = [];
   let next = 0;
   const worker = async () => {
     while (next < changes.length) {
-      const { id, change } = changes[next++] as PageChange;
-      outcomes.push(await writeOneLocked(ctx, change, id));
+      const change = changes[next++] as PlannedChange;
+      outcomes.push(await writeOneLocked(ctx, change, ids.get(change.key) ?? parseEntityId(change.key)));
     }
   };
   await Promise.all(Array.from({ length: Math.min(BULK_RECORD_CONCURRENCY, changes.length) }, worker));
-  return outcomes;
+  tallyOutcomes(tally, outcomes);
+}
+
+/**
+ * Counts what a part's plan settled without a remote write (skips, rows not found, processor
+ * failures, kept as `failed`) and returns the changes to write; none when the page's retry window
+ * ran out, which keeps each change as `failed` instead (unless it was written after all).
+ */
+async function settlePlanned(
+  ctx: LockedWriteContext,
+  planned: ProcessStepOutput,
+  states: ReadonlyMap<string, SyncState>,
+  found: number,
+  tally: PageTally,
+): Promise<readonly PlannedChange[]> {
+  const { db, scope } = ctx.write;
+  const { counters } = tally;
+  if (tally.firstStep) counters.processed += found - planned.failures.length;
+  const since = tally.earlierAttemptsSince;
+  const writtenBefore = since !== null ? planned.skipped.filter((s) => syncedSince(states.get(s.key), since)).length : 0;
+  counters.written += writtenBefore;
+  counters.skipped += planned.skipped.length - writtenBefore + planned.notFound.length;
+  for (const failure of planned.failures) {
+    await saveFailed(db, scope, { key: failure.key, error: failure.message, attempts: 0 });
+    fail(tally, failure);
+  }
+  await resolveFailedNeverExported(
+    db,
+    scope,
+    planned.notFound.filter((key) => states.get(key)?.status === 'failed'),
+  );
+  const giveUp = tally.giveUp;
+  if (!giveUp) return planned.changes;
+  for (const change of planned.changes) {
+    const marked = await saveFailed(db, scope, { key: change.key, error: giveUp.error, attempts: giveUp.attempts, hash: change.hash });
+    if (marked) fail(tally, { key: change.key, step: ctx.step.name, code: RETRY_WINDOW_EXHAUSTED, message: giveUp.error });
+    else counters.skipped += 1;
+  }
+  return [];
+}
+
+function tallyOutcomes(tally: PageTally, outcomes: Iterable<RecordOutcome>): void {
+  for (const outcome of outcomes) {
+    if (outcome.kind === 'failed') fail(tally, outcome.failure);
+    else if (outcome.kind === 'skipped') tally.counters.skipped += 1;
+    else if (outcome.record.operation === 'tombstone') tally.counters.skipped += 1;
+    else {
+      tally.counters.written += 1;
+      if (outcome.record.operation === 'create' && outcome.record.remoteId) {
+        tally.created.push({ key: outcome.record.key, remoteId: outcome.record.remoteId });
+      }
+    }
+  }
 }
 
 /** A page's rows in parts of at most `BULK_LOCKED_ROWS` (the rows not found, of an id list, in parts of their own). */

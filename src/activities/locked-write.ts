@@ -45,11 +45,11 @@ export type RecordOutcome =
   | { readonly kind: 'skipped'; readonly reason: string; readonly conflicts: readonly RecordedConflict[] }
   | { readonly kind: 'failed'; readonly failure: RecordFailure };
 
-/** The rows of `ids` and their sync states read again, and their changes planned again. */
+/** The rows of `ids` and their sync states read again, and their changes planned again (`found`: rows read). */
 export async function replan(
   ctx: LockedWriteContext,
   ids: readonly EntityId[],
-): Promise<{ planned: ProcessStepOutput; states: Map<string, SyncState> }> {
+): Promise<{ planned: ProcessStepOutput; states: Map<string, SyncState>; found: number }> {
   const { step, runtime } = ctx;
   const read = await runtime.services.get('reader', step.reader).read(ids, step.parameters);
   const states = await loadSyncStates(runtime.store, ctx.write.scope, [...read.found.map((f) => f.key), ...read.missing]);
@@ -61,7 +61,7 @@ export async function replan(
     states,
     ctx.plan,
   );
-  return { planned, states };
+  return { planned, states, found: read.found.length };
 }
 
 /**
