@@ -96,6 +96,9 @@ class SlotQueue {
   }
 }
 
+/** How far a wait may outlast the pause this process knows of and still be that pause (see `#isPause`). */
+const PAUSE_MATCH_SLACK_MS = 1_000;
+
 /** See the module comment. One per process (per database handle), shared by its activities. */
 export class RemoteLimiter {
   readonly #db: Kysely<TidesyncDatabase>;
@@ -195,7 +198,9 @@ export class RemoteLimiter {
   /** Whether a wait of `waitMs` is a pause after a 429 (for the message), from what this process knows. */
   #isPause(integrationId: number, waitMs: number): 'paused' | 'queued' {
     const known = this.#pauses.get(integrationId);
-    return known && known.until - Date.now() >= waitMs - 10 ? 'paused' : 'queued';
+    // `waitMs` was measured by the database before its answer travelled back: on a busy machine that
+    // round trip alone took more than the 10 ms once allowed here, and a 2-minute pause read as a queue.
+    return known && known.until - Date.now() >= waitMs - PAUSE_MATCH_SLACK_MS ? 'paused' : 'queued';
   }
 
   /** Refuses a wait that would end past `MAX_WAIT_MS` after the call began. */
