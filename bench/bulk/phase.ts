@@ -229,7 +229,8 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
         const { result, ...bulk } = await bulkWorker.measure();
         log(
           `${name}: bulk export ${bulk.ms} ms, ${bulk.entitiesPerSec}/s, ${result.status}, first write after ${bulk.firstWriteMs} ms, ` +
-            `worker peak RSS ${bulk.worker.peakRssMb} MiB, ${bulk.history.events} history events in ${bulk.history.runs} runs`,
+            `worker peak RSS ${bulk.worker.peakRssMb} MiB, ${bulk.history.events} history events in ${bulk.history.runs} runs; ` +
+            `CPU per entity ${describeCpu(cpuPerEntity(bulk.cpu, entities))} (direct ${describeCpu(cpuPerEntity(directCpu, entities))})`,
         );
         rounds.push({
           direct: {
@@ -285,4 +286,11 @@ export async function runPhase(stack: BulkBenchStack, entities: number, cleanups
   } finally {
     await tidesync.close();
   }
+}
+
+/** CPU per entity by part, for the progress log: `total us (worker 60, postgres 30, ...)`. */
+function describeCpu(perEntity: ReturnType<typeof cpuPerEntity>): string {
+  const { total, ...parts } = perEntity;
+  const named = Object.entries(parts).filter(([, us]) => us > 0);
+  return `${total} us (${named.map(([part, us]) => `${part} ${us}`).join(', ')})`;
 }

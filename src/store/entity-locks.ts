@@ -57,10 +57,14 @@ export class EntityLocks {
     const client = await this.#pool.connect();
     let broken = false;
     try {
-      // One round trip for both (no parameters: the simple protocol takes several statements).
-      await client.query(`begin; set local lock_timeout = ${ENTITY_LOCK_TIMEOUT_MS}`);
-      // unnest yields the (sorted) keys in array order, so the locks are taken in that order.
-      await client.query('select pg_advisory_xact_lock($1::int4, k) from unnest($2::int4[]) as t(k)', [ENTITY_LOCK_SPACE, lockKeys]);
+      // One round trip for the three: the simple protocol takes several statements, but no
+      // parameters, so the keys (integers of our own making) are written into the statement. unnest
+      // yields the (sorted) keys in array order, so the locks are taken in that order; counted, so
+      // the answer is one row and not one per key (a volatile call in a subquery is never dropped).
+      await client.query(
+        `begin; set local lock_timeout = ${ENTITY_LOCK_TIMEOUT_MS}; ` +
+          `select count(*) from (select pg_advisory_xact_lock(${ENTITY_LOCK_SPACE}, k) from unnest('{${lockKeys.join(',')}}'::int4[]) as t(k)) as locked`,
+      );
       const result = await fn();
       await client.query('commit');
       return result;

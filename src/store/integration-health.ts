@@ -73,10 +73,43 @@ export async function recordRemoteFailure(db: Kysely<TidesyncDatabase>, settings
  * Records that the remote took a write (or answered it with a 4xx or 412: it is up): the streak
  * ends and a degraded breaker closes, so waiting exports go ahead at their next check. Writes
  * nothing when there was no streak.
+ *
+ * Reports of one integration in one process share their statements: while one runs, the reports
+ * that arrive wait for one more run after it, which starts after each of them and so records
+ * every one (a bulk page reports after each batch, several pages at once: one statement for each
+ * report was 5 a lock scope per page in flight).
  */
 export async function recordRemoteSuccess(db: Kysely<TidesyncDatabase>, integrationId: number): Promise<void> {
-  await closeStreak(db, integrationId);
+  let byIntegration = successReports.get(db);
+  if (!byIntegration) successReports.set(db, (byIntegration = new Map()));
+  const running = byIntegration.get(integrationId);
+  if (running) {
+    running.again = true;
+    return running.done;
+  }
+  const report: SuccessReport = { again: false, done: Promise.resolve() };
+  byIntegration.set(integrationId, report);
+  const reports = byIntegration;
+  report.done = (async () => {
+    try {
+      do {
+        report.again = false;
+        await closeStreak(db, integrationId);
+      } while (report.again);
+    } finally {
+      reports.delete(integrationId);
+    }
+  })();
+  return report.done;
 }
+
+/** A success report's statements in flight: `again` when a report arrived during the current one. */
+interface SuccessReport {
+  again: boolean;
+  done: Promise<void>;
+}
+
+const successReports = new WeakMap<Kysely<TidesyncDatabase>, Map<number, SuccessReport>>();
 
 // Run after every batch a bulk page sends: compiled once (see `prepared.ts`).
 const closeStreak = prepared(1, (db: Kysely<TidesyncDatabase>, integrationId: number) =>
