@@ -30,9 +30,11 @@ const DEFAULT_ENTITIES = [10_000, 100_000];
 const MAX_ENTITIES = 5_000_000;
 /**
  * Measured rounds per size unless `--rounds` says otherwise: on a shared 2-core machine one run's
- * rates move by 10-25%, so one round's ratio says little; three give a median.
+ * rates move by 10-25%, so one round's ratio says little. Three gave medians that moved by 0.1
+ * between runs (one run's rounds at 10,000: 0.39 to 0.54, the CRM's CPU per entity 20 to 37 us
+ * between rounds of the same side); five give a steadier median.
  */
-const DEFAULT_ROUNDS = 3;
+const DEFAULT_ROUNDS = 5;
 const MAX_ROUNDS = 9;
 
 /** The issue's targets on a 2-core machine with the embedded stack. */
