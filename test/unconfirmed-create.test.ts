@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { type Demo, setupDemo } from '../examples/demo/demo-setup';
 import { createTestDatabase, startTestEngine, type TestEngine, uniqueName } from './helpers';
+import { lostCreates } from './support/lost-create';
 
 /**
  * A create the remote applied but whose answer was lost (the writer timed out), followed by
@@ -9,9 +10,8 @@ import { createTestDatabase, startTestEngine, type TestEngine, uniqueName } from
  * local delete left the first one on the remote for good.
  */
 const RETRY_WINDOW_MS = 3000;
-/** The writer gives up on a request after this long; the CRM applies the slow one after SLOW_MS. */
+/** The writer gives up on a request after this long; the CRM applies the slow one later (`LOST_ANSWER_SLOW_MS`). */
 const REQUEST_TIMEOUT_MS = 400;
-const SLOW_MS = 800;
 
 describe('a create whose answer was lost before the retry window ran out', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -39,31 +39,11 @@ describe('a create whose answer was lost before the retry window ran out', () =>
   });
 
   const integration = () => demo.integration.name;
-  const remoteOf = (id: number) => demo.remote.contacts().filter((c) => c.email === `created.${id}@example.com`);
-  const state = (id: number) =>
-    database.db
-      .selectFrom('sync_state')
-      .selectAll()
-      .where('integration_id', '=', demo.integration.id)
-      .where('entity_id', '=', String(id))
-      .executeTakeFirst();
-
-  async function exportOnce(id: number) {
-    return engine.client.waitForExport(await engine.client.scheduleExport({ integration: integration(), connector: 'contact', id }));
-  }
-
-  /** Creates contact `id` remotely while its writer sees only a timeout and then 503s until the window ends. */
-  async function createWithLostAnswer(id: number): Promise<void> {
-    await sql`update contacts set email = ${`created.${id}@example.com`} where id = ${id}`.execute(database.app);
-    demo.remote.injectFault({ kind: 'slow', delayMs: SLOW_MS, apply: true, count: 1 });
-    demo.remote.injectFault({ kind: '5xx', status: 503, count: 1_000_000 });
-    const outcome = await exportOnce(id);
-    demo.remote.clearFaults();
-    expect(outcome).toMatchObject({ ok: true, status: 'completed_with_failures', failures: [{ code: 'retry_window_exhausted' }] });
-    // The remote has it; tidesync cannot know yet.
-    expect(remoteOf(id)).toHaveLength(1);
-    expect(await state(id)).toMatchObject({ status: 'failed', remote_id: null });
-  }
+  const kit = () => lostCreates(database, demo, engine);
+  const remoteOf = (id: number) => kit().remoteOf(id);
+  const state = (id: number) => kit().state(id);
+  const exportOnce = (id: number) => kit().exportOnce(id);
+  const createWithLostAnswer = (id: number) => kit().createWithLostAnswer(id);
 
   it('should update the record the lost create made when the entity changes, not create a second one', async () => {
     await createWithLostAnswer(1);

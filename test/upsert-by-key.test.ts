@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { compareRemoteWithLocal, type Demo, setupDemo } from '../examples/demo/demo-setup';
 import { seedContact } from '../examples/demo/local-contacts';
 import { createTestDatabase, startTestEngine, type TestEngine, uniqueName, waitFor } from './helpers';
+import { LOST_ANSWER_SLOW_MS, lostCreates } from './support/lost-create';
 
 /**
  * A writer that creates by the entity's key (`Writer.upsertsByKey`; the demo writer with
@@ -13,9 +14,9 @@ import { createTestDatabase, startTestEngine, type TestEngine, uniqueName, waitF
  */
 const CONTACTS = 40;
 const RETRY_WINDOW_MS = 3000;
-/** The writer gives up on a request after this long; the CRM applies the slow one after SLOW_MS. */
+/** The writer gives up on a request after this long; the CRM applies the slow one later. */
 const REQUEST_TIMEOUT_MS = 400;
-const SLOW_MS = 800;
+const SLOW_MS = LOST_ANSWER_SLOW_MS;
 
 describe('a writer that creates by key', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -61,30 +62,14 @@ describe('a writer that creates by key', () => {
   });
 
   const integration = () => demo.integration.name;
-  const remoteOf = (id: number) => demo.remote.contacts().filter((c) => c.email === `created.${id}@example.com`);
-  const state = (id: number) =>
-    database.db
-      .selectFrom('sync_state')
-      .selectAll()
-      .where('integration_id', '=', demo.integration.id)
-      .where('entity_id', '=', String(id))
-      .executeTakeFirst();
-
-  async function exportOnce(id: number) {
-    return engine.client.waitForExport(await engine.client.scheduleExport({ integration: integration(), connector: 'contact', id }));
-  }
-
-  /** Creates contact `id` remotely while its writer sees only a timeout and then 503s until the window ends. */
+  const kit = () => lostCreates(database, demo, engine);
+  const remoteOf = (id: number) => kit().remoteOf(id);
+  const state = (id: number) => kit().state(id);
+  const exportOnce = (id: number) => kit().exportOnce(id);
+  /** The lost create, as without the capability; but no pending create was kept to find it by. */
   async function createWithLostAnswer(id: number): Promise<void> {
-    await sql`update contacts set email = ${`created.${id}@example.com`} where id = ${id}`.execute(database.app);
-    demo.remote.injectFault({ kind: 'slow', delayMs: SLOW_MS, apply: true, count: 1 });
-    demo.remote.injectFault({ kind: '5xx', status: 503, count: 1_000_000 });
-    const outcome = await exportOnce(id);
-    demo.remote.clearFaults();
-    expect(outcome).toMatchObject({ ok: true, status: 'completed_with_failures', failures: [{ code: 'retry_window_exhausted' }] });
-    // The remote has it; tidesync cannot know, and kept no pending create to find it by.
-    expect(remoteOf(id)).toHaveLength(1);
-    expect(await state(id)).toMatchObject({ status: 'failed', remote_id: null, pending_create: null });
+    await kit().createWithLostAnswer(id);
+    expect(await state(id)).toMatchObject({ pending_create: null });
   }
 
   it('should update the record a lost create made when the entity changes, not create a second one', async () => {
