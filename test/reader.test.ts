@@ -51,6 +51,23 @@ describe('entity.by_id reader', () => {
     expect(result.found[0]?.entity).toEqual({ id: 2, name: 'toaster' });
   });
 
+  it('should read a range of rows in identifier order, whole or with only the identifier columns', async () => {
+    const whole = await reader.readRange({ after: { warehouse: 'north', sku: 'A;1' }, upTo: null }, composite);
+    expect(whole.map((f) => f.entity)).toEqual([
+      { warehouse: 'north', sku: 'B=2', qty: 7 },
+      { warehouse: 'south', sku: 'A;1', qty: 9 },
+    ]);
+    const ids = await reader.readRange({ after: { warehouse: 'north', sku: 'A;1' }, upTo: null, idsOnly: true }, composite);
+    expect(ids.map((f) => [f.key, f.entity])).toEqual([
+      ['sku=B%3D2;warehouse=north', { warehouse: 'north', sku: 'B=2' }],
+      ['sku=A%3B1;warehouse=south', { warehouse: 'south', sku: 'A;1' }],
+    ]);
+    expect((await reader.readRange({ after: 1, upTo: 3, idsOnly: true }, { ...single, columns: ['name'] })).map((f) => f.entity)).toEqual([
+      { id: 2 },
+      { id: 3 },
+    ]);
+  });
+
   it('should reject a single value for a composite identifier and an incomplete composite id', async () => {
     await expect(reader.read(['north'], composite)).rejects.toThrow(/composite identifier \(warehouse, sku\)/);
     await expect(reader.read([{ warehouse: 'north' }], composite)).rejects.toThrow(/has no value for identifier column 'sku'/);

@@ -39,8 +39,19 @@ export const BULK_RECORD_CONCURRENCY = 8;
 export const BULK_HEARTBEAT_EVERY_MS = 1_000;
 
 interface PageItems {
-  readonly found: ReadResult['found'];
+  readonly found: readonly PageRow[];
   readonly missing: readonly string[];
+}
+
+/**
+ * A row of a page: its id and key, and the row itself where the page plans from it (writers without
+ * `writeBatch`). A page that reads its rows again under their locks keeps no row: held across all
+ * its parts, 2,500 rows outlived the young generation and were copied into the old one.
+ */
+interface PageRow {
+  readonly id: EntityId;
+  readonly key: string;
+  readonly entity?: Entity;
 }
 
 /** Runs one page; see the module comment. */
@@ -63,7 +74,9 @@ export async function runBulkPage(
         step: step.name,
         gate: index === 0 ? input.gate : undefined,
       });
-      const items: PageItems = page ? await readByIds(runtime, step, page) : await readPage(runtime, step, input);
+      // With writeBatch, each part is read again under its locks: the page needs only the ids.
+      const idsOnly = session.writer.writeBatch !== undefined;
+      const items: PageItems = page ? await readByIds(runtime, step, page, idsOnly) : await readPage(runtime, step, input, idsOnly);
       if (!page) {
         page = items;
         counters.read = items.found.length;
@@ -169,7 +182,7 @@ async function writePartByRecord(
   tally: PageTally,
 ): Promise<void> {
   const planned = await planChanges(
-    { ...ctx.write.scope, items: part.found.map((f) => ({ key: f.key, entity: f.entity })), missing: part.missing },
+    { ...ctx.write.scope, items: part.found.map((f) => ({ key: f.key, entity: rowOf(f) })), missing: part.missing },
     ctx.step,
     ctx.integration,
     ctx.runtime.services.get('processor', ctx.step.processor),
@@ -253,18 +266,25 @@ function* pageParts(items: PageItems): Generator<PageItems> {
 }
 
 /** The first step reads the page: a keyset range (one query), or a list of ids. */
-async function readPage(runtime: Runtime, step: StepDefinition, input: BulkPageInput): Promise<PageItems> {
+async function readPage(runtime: Runtime, step: StepDefinition, input: BulkPageInput, idsOnly: boolean): Promise<PageItems> {
   const reader = runtime.services.get('reader', step.reader);
-  if ('ids' in input.page) return reader.read(input.page.ids, step.parameters);
+  if ('ids' in input.page) return kept(await reader.read(input.page.ids, step.parameters), idsOnly);
   if (!reader.readRange) {
     throw new ConfigurationError(`reader '${step.reader}' of step '${step.name}' cannot read a range of rows: export by ids instead`);
   }
-  return { found: await reader.readRange(input.page, step.parameters), missing: [] };
+  return kept({ found: await reader.readRange({ ...input.page, idsOnly }, step.parameters), missing: [] }, idsOnly);
+}
+
+/** What a page keeps of the rows it read: with `idsOnly`, their ids and keys (see `PageRow`). */
+function kept(read: ReadResult, idsOnly: boolean): PageItems {
+  return idsOnly ? { found: read.found.map(({ id, key }) => ({ id, key })), missing: read.missing } : read;
 }
 
 /** Later steps read the page's entities by id with their own readers. */
-async function readByIds(runtime: Runtime, step: StepDefinition, page: PageItems): Promise<PageItems> {
+async function readByIds(runtime: Runtime, step: StepDefinition, page: PageItems, idsOnly: boolean): Promise<PageItems> {
   const ids = [...page.found.map((f) => f.id), ...page.missing.map((key) => parseEntityId(key))];
+  // Read again under their locks (idsOnly): the ids are the page's own, found or not.
+  if (idsOnly) return { found: page.found.map(({ id, key }) => ({ id, key })), missing: page.missing };
   return runtime.services.get('reader', step.reader).read(ids, step.parameters);
 }
 
@@ -277,4 +297,10 @@ function lastIdOf(input: BulkPageInput, page: PageItems | undefined): EntityId |
   if ('ids' in input.page) return input.page.ids[input.page.ids.length - 1] ?? null;
   const last = page?.found[page.found.length - 1] as { id: EntityId; entity: Entity } | undefined;
   return input.page.upTo ?? last?.id ?? input.page.after;
+}
+
+/** The row of a page that kept its rows (writers without `writeBatch` plan from them). */
+function rowOf(row: PageRow): Entity {
+  if (!row.entity) throw new Error(`unreachable: page row ${row.key} was read without its columns`);
+  return row.entity;
 }

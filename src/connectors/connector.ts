@@ -143,6 +143,12 @@ export interface KeysetRange {
    * Only the name travels: the SQL stays in the job definition.
    */
   readonly filter?: string | undefined;
+  /**
+   * Only the identifier columns are needed: a bulk export whose writer writes batches reads each
+   * row again under its lock, and takes from this read only the ids. A reader may then return
+   * entities holding only those columns (or whole rows, as without it).
+   */
+  readonly idsOnly?: boolean | undefined;
 }
 
 /** Where the next pages of a bulk export end: ids every `pageSize` rows after a cursor. */

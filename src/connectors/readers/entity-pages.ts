@@ -64,7 +64,11 @@ function condition(p: PagedTable, range: KeysetRange): RawBuilder<unknown> {
 
 /** The rows of a range in identifier order, in one query. */
 export async function readRangeRows(db: AnyDb, p: PagedTable, range: KeysetRange): Promise<Entity[]> {
-  const columns = p.columns ? [...p.columns, ...p.identifier.filter((c) => !p.columns?.includes(c))] : undefined;
+  const columns = range.idsOnly
+    ? p.identifier
+    : p.columns
+      ? [...p.columns, ...p.identifier.filter((c) => !p.columns?.includes(c))]
+      : undefined;
   const select = columns ? sql.join(columns.map((c) => sql.id(c))) : sql`*`;
   const result =
     await sql<Entity>`select ${select} from ${sql.id(p.schema, p.table)} where ${condition(p, range)} order by ${ids(p)}`.execute(db);
