@@ -7,7 +7,8 @@
  * takes its snapshot and hash from the create recorded pending.
  */
 import { type Kysely, sql } from 'kysely';
-import { insertPendingCreates, loadSyncStates, savePendingCreates, saveSyncedMany } from '../src/store/sync-state';
+import { loadSyncStates } from '../src/store/sync-state';
+import { insertPendingCreates, savePendingCreates, saveSyncedMany } from '../src/store/sync-state-scopes';
 import type { TidesyncDatabase } from '../src/store/schema';
 import { createTestDatabase } from './helpers';
 

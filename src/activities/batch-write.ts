@@ -28,15 +28,14 @@
  */
 import { type BatchItemResult, type Change, type SyncState, upsertsByKey } from '../connectors/connector';
 import { ConfigurationError, PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError } from '../errors';
+import { type SyncedEntity, clearPendingCreate } from '../store/sync-state';
 import {
-  type SyncedEntity,
   type SyncedPendingCreate,
-  clearPendingCreate,
   insertPendingCreates,
   insertSyncedMany,
   savePendingCreates,
   saveSyncedMany,
-} from '../store/sync-state';
+} from '../store/sync-state-scopes';
 import { stableKey } from '../sync/snapshot';
 import { changedFields } from '../sync/values';
 import { type LockedWriteContext, type RecordOutcome, failRecord, writeLocked } from './locked-write';
