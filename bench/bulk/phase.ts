@@ -34,12 +34,12 @@ const CONNECTOR = 'contact';
  */
 export const WARMUP = 'one unmeasured run of each side over the whole table';
 
-/** What every phase shares. */
 /** The values of the benchmark's `--creates` (see `BulkBenchOptions.creates`). */
 export const BULK_CREATES = ['key', 'id'] as const;
 /** How the demo writer creates contacts in a run of the benchmark. */
 export type BulkCreates = (typeof BULK_CREATES)[number];
 
+/** What every phase shares. */
 export interface BulkBenchStack {
   /** The package root (bin/, dist/, .build/). */
   readonly root: string;

@@ -38,12 +38,14 @@ export class DemoContactWriter implements Writer {
       signal: context.signal,
       ...(change.expectedVersion !== null ? { ifMatch: change.expectedVersion } : {}),
     };
-    // POST /contacts, PATCH /contacts/:id or PUT /contacts/:id, with If-Match: see remote/crm-server.ts.
+    // POST /contacts (or PUT /contacts/by-key/:key), PATCH /contacts/:id or PUT /contacts/:id, with If-Match: see remote/crm-routes.ts.
     let contact: RemoteContact;
-    if ((change.operation === 'create' || !change.remoteId) && this.upsertsByKey(context.integration)) {
-      contact = await client.upsertByKey(change.key, change.data as unknown as RemoteContactFields, options);
-    } else if (change.operation === 'create' || !change.remoteId) {
-      contact = await client.create(change.data as unknown as RemoteContactFields, options);
+    if (change.operation === 'create' || !change.remoteId) {
+      const fields = change.data as unknown as RemoteContactFields;
+      // PUT /contacts/by-key/:key takes no If-Match: a create has no version to match.
+      contact = this.upsertsByKey(context.integration)
+        ? await client.upsertByKey(change.key, fields, { idempotencyKey: change.idempotencyKey, signal: context.signal })
+        : await client.create(fields, options);
     } else if (change.partial) {
       contact = await client.patch(change.remoteId, change.data as Partial<RemoteContactFields>, options);
     } else {

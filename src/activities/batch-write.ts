@@ -2,8 +2,8 @@
  * Changes of a bulk page written with `Writer.writeBatch` under the locks of their entities (see
  * `locked-write.ts`): one lock scope for up to `BULK_LOCKED_ROWS` entities, in which the page read
  * their rows and sync states and planned their changes (`bulk-page.ts`); the changes go out in
- * batches of the writer's `maxBatchSize`, each as `write` would send it (the same idempotency keys, the same
- * conditional update on the last known version), and the sync states of the records the remote
+ * batches of the writer's `maxBatchSize`, each as `write` would send it (the same idempotency keys,
+ * the same conditional update on the last known version), and the sync states of the records the remote
  * took are saved in one statement before the locks are released. A record the remote refuses for
  * good fails alone; one that moved on remotely (412) or is gone (404) is written on its own, with
  * the read, merge or re-create of the per-entity path.

@@ -282,9 +282,9 @@ function kept(read: ReadResult, idsOnly: boolean): PageItems {
 
 /** Later steps read the page's entities by id with their own readers. */
 async function readByIds(runtime: Runtime, step: StepDefinition, page: PageItems, idsOnly: boolean): Promise<PageItems> {
-  const ids = [...page.found.map((f) => f.id), ...page.missing.map((key) => parseEntityId(key))];
   // Read again under their locks (idsOnly): the ids are the page's own, found or not.
   if (idsOnly) return { found: page.found.map(({ id, key }) => ({ id, key })), missing: page.missing };
+  const ids = [...page.found.map((f) => f.id), ...page.missing.map((key) => parseEntityId(key))];
   return runtime.services.get('reader', step.reader).read(ids, step.parameters);
 }
 
@@ -295,8 +295,7 @@ function syncedSince(state: SyncState | undefined, sinceMs: number): boolean {
 
 function lastIdOf(input: BulkPageInput, page: PageItems | undefined): EntityId | null {
   if ('ids' in input.page) return input.page.ids[input.page.ids.length - 1] ?? null;
-  const last = page?.found[page.found.length - 1] as { id: EntityId; entity: Entity } | undefined;
-  return input.page.upTo ?? last?.id ?? input.page.after;
+  return input.page.upTo ?? page?.found.at(-1)?.id ?? input.page.after;
 }
 
 /** The row of a page that kept its rows (writers without `writeBatch` plan from them). */

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { PermanentRemoteError } from 'tidesync';
 import { DemoCrmClient } from './crm-client';
 import { DemoCrmServer } from './crm-server';
+import { CRM_TEST_TOKEN, crmRequest } from './crm-test-kit';
 
-const TOKEN = 'test-token';
+const TOKEN = CRM_TEST_TOKEN;
 const alice = { firstName: 'Alice', lastName: 'Liddell', email: 'alice@example.com' };
 const bob = { firstName: 'Bob', email: 'bob@example.com' };
 const carol = { firstName: 'Carol', email: 'carol@example.com' };
@@ -12,13 +13,8 @@ const key = (): string => randomUUID();
 let server: DemoCrmServer;
 
 /** An HTTP call with the token; `body` is sent as JSON. */
-async function call(method: string, path: string, body: unknown, idempotencyKey?: string) {
-  const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
-  if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
-  const response = await fetch(`${server.url}${path}`, { method, headers, body: JSON.stringify(body) });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
-  return { status: response.status, headers: response.headers, json: (await response.json()) as any };
-}
+const call = (method: string, path: string, body: unknown, idempotencyKey?: string) =>
+  crmRequest(server.url, method, path, { body, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) });
 
 const postBatch = (items: unknown[], idempotencyKey?: string) => call('POST', '/contacts/batch', { items }, idempotencyKey);
 const put = (externalKey: string, fields: unknown, idempotencyKey?: string) =>

@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from 'tidesync';
 import { DemoCrmClient, UnexpectedRemoteResponseError } from './crm-client';
 import { DemoCrmServer } from './crm-server';
+import { CRM_TEST_TOKEN, crmRequest } from './crm-test-kit';
 
-const TOKEN = 'test-token';
+const TOKEN = CRM_TEST_TOKEN;
 const alice = { firstName: 'Alice', lastName: 'Liddell', email: 'alice@example.com' };
 const bob = { firstName: 'Bob', email: 'bob@example.com' };
 const key = (): string => randomUUID();
@@ -13,17 +14,8 @@ const key = (): string => randomUUID();
 let server: DemoCrmServer;
 
 /** `POST /contacts/batch` over plain HTTP; `body` is sent as JSON unless it is a string. */
-async function postBatch(body: unknown, init: { idempotencyKey?: string; token?: string | null } = {}) {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  const token = init.token === undefined ? TOKEN : init.token;
-  if (token !== null) headers['authorization'] = `Bearer ${token}`;
-  if (init.idempotencyKey !== undefined) headers['idempotency-key'] = init.idempotencyKey;
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  const response = await fetch(`${server.url}/contacts/batch`, { method: 'POST', headers, body: text });
-  const answer = await response.text();
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
-  return { status: response.status, headers: response.headers, json: JSON.parse(answer) as any };
-}
+const postBatch = (body: unknown, init: { idempotencyKey?: string; token?: string | null } = {}) =>
+  crmRequest(server.url, 'POST', '/contacts/batch', { body, ...init, headers: { 'content-type': 'application/json' } });
 
 /** Creates contacts through a batch and returns them in order. */
 async function seed(...fields: Array<Record<string, unknown>>) {

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { ConfigurationError, PermanentRemoteError, RateLimitedError, RemoteNotFoundError, TransientRemoteError } from 'tidesync';
 import { DemoCrmClient } from './crm-client';
 import { DemoCrmServer } from './crm-server';
+import { CRM_TEST_TOKEN, type CrmRequestInit, crmRequest, failure } from './crm-test-kit';
 
-const TOKEN = 'test-token';
+const TOKEN = CRM_TEST_TOKEN;
 const alice = { firstName: 'Alice', lastName: 'Liddell', email: 'alice@example.com' };
 const bob = { firstName: 'Bob', email: 'bob@example.com' };
 const key = (): string => randomUUID();
@@ -11,37 +12,15 @@ const key = (): string => randomUUID();
 let server: DemoCrmServer;
 let client: DemoCrmClient;
 
-interface RawInit {
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
 /** A plain HTTP call with the token; `body` is sent as JSON. */
-async function raw(method: string, path: string, init: RawInit = {}) {
-  const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}`, ...init.headers };
-  const body = init.body === undefined ? {} : { body: JSON.stringify(init.body) };
-  const response = await fetch(`${server.url}${path}`, { method, headers, ...body });
-  const text = await response.text();
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
-  return { status: response.status, headers: response.headers, json: text === '' ? undefined : (JSON.parse(text) as any) };
-}
+const raw = (method: string, path: string, init: CrmRequestInit = {}) => crmRequest(server.url, method, path, init);
 
 /** `PUT /contacts/by-key/:externalKey`, with an Idempotency-Key when given. */
-function put(externalKey: string, fields: unknown, idempotencyKey?: string) {
-  const headers: Record<string, string> = idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey };
-  return raw('PUT', `/contacts/by-key/${encodeURIComponent(externalKey)}`, { body: fields, headers });
-}
-
-/** Runs `promise`, expecting it to fail, and returns the error for closer inspection. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests inspect whatever was thrown
-async function failure(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
+const put = (externalKey: string, fields: unknown, idempotencyKey?: string) =>
+  raw('PUT', `/contacts/by-key/${encodeURIComponent(externalKey)}`, {
+    body: fields,
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+  });
 
 beforeAll(async () => {
   server = await DemoCrmServer.start({ token: TOKEN });

@@ -4,8 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { PermanentRemoteError, RateLimitedError, RemoteNotFoundError, TransientRemoteError } from 'tidesync';
 import { DemoCrmClient, RemoteVersionConflictError, UnexpectedRemoteResponseError } from './crm-client';
 import { DemoCrmServer } from './crm-server';
+import { CRM_TEST_TOKEN, type CrmRequestInit, crmRequest, failure } from './crm-test-kit';
 
-const TOKEN = 'test-token';
+const TOKEN = CRM_TEST_TOKEN;
 const alice = { firstName: 'Alice', lastName: 'Liddell', email: 'alice@example.com' };
 
 let server: DemoCrmServer;
@@ -14,35 +15,8 @@ let client: DemoCrmClient;
 /** A fresh idempotency key per write, as a writer would derive one per change. */
 const key = (): string => randomUUID();
 
-interface RawInit {
-  body?: string;
-  /** `null` sends no Authorization header. */
-  token?: string | null;
-  headers?: Record<string, string>;
-}
-
 /** A plain HTTP call, for what the client deliberately hides (headers, raw statuses, bad bodies). */
-async function raw(method: string, path: string, init: RawInit = {}) {
-  const headers: Record<string, string> = { ...init.headers };
-  const token = init.token === undefined ? TOKEN : init.token;
-  if (token !== null) headers['authorization'] = `Bearer ${token}`;
-  const body = init.body === undefined ? {} : { body: init.body };
-  const response = await fetch(`${server.url}${path}`, { method, headers, ...body });
-  const text = await response.text();
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON bodies
-  return { status: response.status, headers: response.headers, json: text === '' ? undefined : (JSON.parse(text) as any) };
-}
-
-/** Runs `promise`, expecting it to fail, and returns the error for closer inspection. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests inspect whatever was thrown
-async function failure(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail, but it succeeded');
-}
+const raw = (method: string, path: string, init: CrmRequestInit = {}) => crmRequest(server.url, method, path, init);
 
 beforeAll(async () => {
   server = await DemoCrmServer.start({ token: TOKEN, port: 0 });
