@@ -30,6 +30,21 @@ describe('workflow replay', () => {
           const history = await engine.temporal.workflow.getHandle(scheduled.workflowId, scheduled.runId).fetchHistory();
           await writeFile(path.join(FIXTURES, `${name}.json`), historyToJSON(history));
         };
+        // A bulk export's first run (a continue-as-new ends it when `pagesPerRun` pages were started).
+        const recordBulk = async (name: string, pagesPerRun: number) => {
+          const started = await engine.client.startBulkExport({
+            integration: 'replay',
+            connector: 'contact',
+            mode: 'all',
+            pageSize: 2,
+            parallelism: 2,
+            pagesPerRun,
+            id: name,
+          });
+          await engine.client.waitForBulkExport(started.workflowId);
+          const history = await engine.temporal.workflow.getHandle(started.workflowId, started.runId).fetchHistory();
+          await writeFile(path.join(FIXTURES, `${name}.json`), historyToJSON(history));
+        };
         const settings = { type: 'demo', name: 'replay', transport: { baseUrl: demo.remote.url }, secretRef: demo.integration.secretRef };
         // Released histories are never recorded again: only scenarios without a fixture run.
         const scenarios: Array<[string, () => Promise<void>]> = [
@@ -113,6 +128,9 @@ describe('workflow replay', () => {
               await writeFile(path.join(FIXTURES, 'stream-passes.json'), historyToJSON(await handle.fetchHistory()));
             },
           ],
+          // Recorded with bulkBegin as an activity (before patch 'bulk-local-begin').
+          ['bulk-export', () => recordBulk('bulk-export', 500)],
+          ['bulk-export-continued', () => recordBulk('bulk-export-continued', 2)],
         ];
         for (const [name, run] of scenarios) {
           if (existsSync(path.join(FIXTURES, `${name}.json`))) continue;
@@ -130,7 +148,7 @@ describe('workflow replay', () => {
 
   it('should replay every recorded history with the current workflow code', async () => {
     const files = (await readdir(FIXTURES)).filter((f) => f.endsWith('.json')).sort();
-    expect(files.length).toBeGreaterThanOrEqual(11);
+    expect(files.length).toBeGreaterThanOrEqual(13);
     const bundlePath = process.env['TIDESYNC_WORKFLOW_BUNDLE'];
     const workflows = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../src/workflows') };
     for (const file of files) {
