@@ -131,6 +131,8 @@ describe('workflow replay', () => {
           // Recorded with bulkBegin as an activity (before patch 'bulk-local-begin').
           ['bulk-export', () => recordBulk('bulk-export', 500)],
           ['bulk-export-continued', () => recordBulk('bulk-export-continued', 2)],
+          // Recorded with bulkBegin as a local activity (patched 'bulk-local-begin').
+          ['bulk-local-begin', () => recordBulk('bulk-local-begin', 500)],
         ];
         for (const [name, run] of scenarios) {
           if (existsSync(path.join(FIXTURES, `${name}.json`))) continue;
@@ -148,7 +150,7 @@ describe('workflow replay', () => {
 
   it('should replay every recorded history with the current workflow code', async () => {
     const files = (await readdir(FIXTURES)).filter((f) => f.endsWith('.json')).sort();
-    expect(files.length).toBeGreaterThanOrEqual(13);
+    expect(files.length).toBeGreaterThanOrEqual(14);
     const bundlePath = process.env['TIDESYNC_WORKFLOW_BUNDLE'];
     const workflows = bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../src/workflows') };
     for (const file of files) {

@@ -11,6 +11,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -35,11 +36,27 @@ import {
   resumeUpdate,
 } from './bulk-definitions';
 import { type PageLoopState, runPageLoop } from './bulk-pages';
-import { BOOKKEEPING_ACTIVITY_OPTIONS, BULK_PAGES_PER_RUN, BULK_PLAN_ACTIVITY_OPTIONS, BULK_PLAN_AHEAD, fitPageSize } from './options';
+import {
+  BOOKKEEPING_ACTIVITY_OPTIONS,
+  BULK_PAGES_PER_RUN,
+  BULK_PLAN_ACTIVITY_OPTIONS,
+  BULK_PLAN_AHEAD,
+  LOCAL_BULK_BEGIN_OPTIONS,
+  fitPageSize,
+} from './options';
 
 const planning = proxyActivities<ExportActivities>(BULK_PLAN_ACTIVITY_OPTIONS);
+const localPlanning = proxyLocalActivities<ExportActivities>(LOCAL_BULK_BEGIN_OPTIONS);
 // The execution record is bookkeeping in our own database: a local activity, one marker event.
 const bookkeeping = proxyLocalActivities<ExportActivities>(BOOKKEEPING_ACTIVITY_OPTIONS);
+
+/**
+ * The marker of bulk exports whose first run begins (`bulkBegin`: check, count, plan the first
+ * pages, open the execution record) with a local activity, in the workflow task that then starts
+ * the first pages: one workflow task and one activity task less before the first page, and a
+ * marker instead of six events. Runs recorded before it replay with their activity.
+ */
+export const BULK_LOCAL_BEGIN_PATCH = 'bulk-local-begin';
 
 /** Exports the rows in scope of one connector to one integration, page by page. */
 export async function bulkExport(input: BulkExportInput): Promise<BulkExportResult> {
@@ -157,7 +174,8 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
   const { fitPageSize: fit, ...fixed } = input;
   let firstPages: BulkBeginOutput['firstPages'];
   if (!base) {
-    const begun = await planning.bulkBegin({
+    const begin = patched(BULK_LOCAL_BEGIN_PATCH) ? localPlanning.bulkBegin : planning.bulkBegin;
+    const begun = await begin({
       ...run,
       workflowId: info.workflowId,
       runId: info.runId,

@@ -143,6 +143,16 @@ export const BULK_PLAN_ACTIVITY_OPTIONS: ActivityOptions = {
 };
 
 /**
+ * `bulkBegin` as a local activity (bulk exports patched with `bulk-local-begin`): the same limits
+ * as `BULK_PLAN_ACTIVITY_OPTIONS`, retried in the worker. A count longer than the workflow task's
+ * timeout is fine: the worker keeps the task alive while a local activity runs.
+ */
+export const LOCAL_BULK_BEGIN_OPTIONS: LocalActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { ...DATABASE_RETRY, nonRetryableErrorTypes: [...DATABASE_RETRY.nonRetryableErrorTypes] },
+};
+
+/**
  * Rows per page of a bulk export unless the caller says otherwise: twenty-five batches of the demo
  * CRM's 100, written in five lock scopes of `BULK_LOCKED_ROWS`. Each page is one activity, and the
  * Temporal server's CPU per entity falls with the page: in the bulk benchmark at 100,000 contacts
