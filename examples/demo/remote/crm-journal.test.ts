@@ -225,6 +225,23 @@ describe('demo crm journal', () => {
     expect(await recovered.client.upsertByKey('ext-1', bob, { idempotencyKey: key() })).toMatchObject({ id: 'c_2', version: 1 });
   });
 
+  it('should start from an empty snapshot and journal on a wipe, ids still counting up', async () => {
+    const { server, client } = await start();
+    for (let index = 0; index < 3; index += 1) {
+      await client.create({ ...alice, email: `alice${index}@example.com`, company: 'x'.repeat(1_000) }, { idempotencyKey: key() });
+    }
+    expect(crmFileSizes(dataFile).journalBytes).toBeGreaterThan(3_000);
+    server.wipe();
+    // Compacted at once: the lines written before the wipe are gone, the snapshot holds no contact.
+    const sizes = crmFileSizes(dataFile);
+    expect(server.storage()).toEqual({ ...sizes, compactions: 1 });
+    expect(sizes.journalBytes).toBe(0);
+    expect(sizes.snapshotBytes).toBeLessThan(200);
+    const recovered = await start(await crashImage('wiped-fresh.json'));
+    expect(recovered.server.contacts()).toEqual([]);
+    expect((await recovered.client.create(bob, { idempotencyKey: key() })).id).toBe('c_4');
+  });
+
   it('should fold the journal into the snapshot on a clean stop', async () => {
     const { server, client } = await start();
     await client.create(alice, { idempotencyKey: key() });

@@ -155,7 +155,11 @@ export class CrmStore {
   wipe(): void {
     this.#contacts.clear();
     this.#idempotency.clear();
-    this.#record({ wipe: true });
+    // Nothing journaled before a wipe matters any more: an empty snapshot replaces the journal at
+    // once (a wipe line then a compaction later would carry the dead lines until that compaction,
+    // and when it came would depend on what was written before the wipe). Journals of older
+    // versions may still hold wipe lines: they replay as ever.
+    if (this.#journal) this.#journal.compact(this.#snapshot());
   }
 
   /**
