@@ -9,9 +9,10 @@ import {
 } from 'tidesync';
 import { DEFAULT_BREAKER_THRESHOLD, DEFAULT_PROBE_INTERVAL_MS, DEFAULT_RETRY_WINDOW_MS } from 'tidesync';
 import { DemoContactWriter } from './contact-writer';
-import { DemoCrmServer } from './remote/crm-server';
+import type { DemoCrmServer } from './remote/crm-server';
+import { CRM_TEST_TOKEN, useCrmServer } from './remote/crm-test-kit';
 
-const TOKEN = 'test-token';
+const TOKEN = CRM_TEST_TOKEN;
 const writer = new DemoContactWriter();
 let server: DemoCrmServer;
 
@@ -41,18 +42,8 @@ function change(key: string, data: Record<string, unknown>, update: Partial<Chan
 
 const person = (name: string) => ({ firstName: name, lastName: 'Liddell', email: `${name.toLowerCase()}@example.com` });
 
-beforeAll(async () => {
-  server = await DemoCrmServer.start({ token: TOKEN });
-});
-
-afterAll(async () => {
-  await server.stop();
-});
-
-beforeEach(() => {
-  server.clearFaults();
-  server.wipe();
-  server.resetStats();
+useCrmServer((started) => {
+  server = started;
 });
 
 describe('demo contact writer writeBatch', () => {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { PermanentRemoteError } from 'tidesync';
 import { DemoCrmClient } from './crm-client';
-import { DemoCrmServer } from './crm-server';
-import { CRM_TEST_TOKEN, crmRequest } from './crm-test-kit';
+import { type DemoCrmServer } from './crm-server';
+import { CRM_TEST_TOKEN, crmRequest, useCrmServer } from './crm-test-kit';
 
 const TOKEN = CRM_TEST_TOKEN;
 const alice = { firstName: 'Alice', lastName: 'Liddell', email: 'alice@example.com' };
@@ -20,18 +20,8 @@ const postBatch = (items: unknown[], idempotencyKey?: string) => call('POST', '/
 const put = (externalKey: string, fields: unknown, idempotencyKey?: string) =>
   call('PUT', `/contacts/by-key/${encodeURIComponent(externalKey)}`, fields, idempotencyKey);
 
-beforeAll(async () => {
-  server = await DemoCrmServer.start({ token: TOKEN });
-});
-
-afterAll(async () => {
-  await server.stop();
-});
-
-beforeEach(() => {
-  server.clearFaults();
-  server.wipe();
-  server.resetStats();
+useCrmServer((started) => {
+  server = started;
 });
 
 describe('demo crm batch upsert by external key', () => {

@@ -3,8 +3,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PermanentRemoteError, RemoteNotFoundError, RemoteVersionConflictError, TransientRemoteError } from 'tidesync';
 import { DemoCrmClient, UnexpectedRemoteResponseError } from './crm-client';
-import { DemoCrmServer } from './crm-server';
-import { CRM_TEST_TOKEN, crmRequest } from './crm-test-kit';
+import { type DemoCrmServer } from './crm-server';
+import { CRM_TEST_TOKEN, crmRequest, useCrmServer } from './crm-test-kit';
 
 const TOKEN = CRM_TEST_TOKEN;
 const alice = { firstName: 'Alice', lastName: 'Liddell', email: 'alice@example.com' };
@@ -24,18 +24,8 @@ async function seed(...fields: Array<Record<string, unknown>>) {
   return created.json.results.map((result: any) => result.contact as { id: string; version: number });
 }
 
-beforeAll(async () => {
-  server = await DemoCrmServer.start({ token: TOKEN });
-});
-
-afterAll(async () => {
-  await server.stop();
-});
-
-beforeEach(() => {
-  server.clearFaults();
-  server.wipe();
-  server.resetStats();
+useCrmServer((started) => {
+  server = started;
 });
 
 describe('demo crm batch upsert', () => {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigurationError, PermanentRemoteError, RateLimitedError, RemoteNotFoundError, TransientRemoteError } from 'tidesync';
 import { DemoCrmClient } from './crm-client';
-import { DemoCrmServer } from './crm-server';
-import { CRM_TEST_TOKEN, type CrmRequestInit, crmRequest, failure } from './crm-test-kit';
+import { type DemoCrmServer } from './crm-server';
+import { CRM_TEST_TOKEN, type CrmRequestInit, crmRequest, failure, useCrmServer } from './crm-test-kit';
 
 const TOKEN = CRM_TEST_TOKEN;
 const alice = { firstName: 'Alice', lastName: 'Liddell', email: 'alice@example.com' };
@@ -22,19 +22,9 @@ const put = (externalKey: string, fields: unknown, idempotencyKey?: string) =>
     ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
   });
 
-beforeAll(async () => {
-  server = await DemoCrmServer.start({ token: TOKEN });
+useCrmServer((started) => {
+  server = started;
   client = new DemoCrmClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 2000 });
-});
-
-afterAll(async () => {
-  await server.stop();
-});
-
-beforeEach(() => {
-  server.clearFaults();
-  server.wipe();
-  server.resetStats();
 });
 
 describe('demo crm upsert by external key', () => {

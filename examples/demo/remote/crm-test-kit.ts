@@ -1,10 +1,32 @@
 /**
- * Plain HTTP calls to a demo CRM, for its tests: what the client deliberately hides (headers, raw
- * statuses, bad bodies). Shared by the CRM's test files.
+ * For the demo CRM's tests: one CRM per test file (`useCrmServer`), and plain HTTP calls to it,
+ * for what the client deliberately hides (headers, raw statuses, bad bodies). It uses jest's
+ * globals, so the examples build (Node's types only) leaves it out, as it leaves out the tests.
  */
+import { DemoCrmServer } from './crm-server';
 
 /** The token the tests start their CRM with. */
 export const CRM_TEST_TOKEN = 'test-token';
+
+/**
+ * Runs a demo CRM for the test file that calls this: started before its tests and handed to
+ * `started`, stopped after them, and emptied of faults, contacts and stats before each test.
+ */
+export function useCrmServer(started: (server: DemoCrmServer) => void): void {
+  let server: DemoCrmServer | undefined;
+  beforeAll(async () => {
+    server = await DemoCrmServer.start({ token: CRM_TEST_TOKEN });
+    started(server);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  beforeEach(() => {
+    server?.clearFaults();
+    server?.wipe();
+    server?.resetStats();
+  });
+}
 
 /** A request of `crmRequest`. */
 export interface CrmRequestInit {

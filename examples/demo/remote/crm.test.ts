@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { PermanentRemoteError, RateLimitedError, RemoteNotFoundError, TransientRemoteError } from 'tidesync';
 import { DemoCrmClient, RemoteVersionConflictError, UnexpectedRemoteResponseError } from './crm-client';
 import { DemoCrmServer } from './crm-server';
-import { CRM_TEST_TOKEN, type CrmRequestInit, crmRequest, failure } from './crm-test-kit';
+import { CRM_TEST_TOKEN, type CrmRequestInit, crmRequest, failure, useCrmServer } from './crm-test-kit';
 
 const TOKEN = CRM_TEST_TOKEN;
 const alice = { firstName: 'Alice', lastName: 'Liddell', email: 'alice@example.com' };
@@ -18,19 +18,9 @@ const key = (): string => randomUUID();
 /** A plain HTTP call, for what the client deliberately hides (headers, raw statuses, bad bodies). */
 const raw = (method: string, path: string, init: CrmRequestInit = {}) => crmRequest(server.url, method, path, init);
 
-beforeAll(async () => {
-  server = await DemoCrmServer.start({ token: TOKEN, port: 0 });
+useCrmServer((started) => {
+  server = started;
   client = new DemoCrmClient({ baseUrl: server.url, token: TOKEN, timeoutMs: 2000 });
-});
-
-afterAll(async () => {
-  await server.stop();
-});
-
-beforeEach(() => {
-  server.clearFaults();
-  server.wipe();
-  server.resetStats();
 });
 
 describe('demo crm contacts api', () => {
